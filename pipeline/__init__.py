@@ -1,0 +1,1 @@
+"""duplexcorpus: conversational recordings in, full-duplex training corpora out."""

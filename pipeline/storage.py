@@ -1,0 +1,80 @@
+"""Atomic writes and the per-recording, per-stage cache that makes runs resumable.
+
+A stage's output for one recording lives in `OUT/cache/<stage>/<recording_id>/<key>/` where `key`
+hashes the recording's content (sha256), the stage's version, its config and its inputs' keys. A
+directory appears only once complete (written to a temp sibling, then renamed), so a run killed at
+any moment leaves either a finished output or nothing; re-running reuses finished outputs.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+
+def stable_hash(*parts: Any, length: int = 16) -> str:
+    """A short hash of JSON-serialisable parts, stable across processes and machines."""
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path next to `path`; move it into place only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=1))
+
+
+class StageCache:
+    """Finished stage outputs, one directory per (stage, recording, key)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def dir_for(self, stage: str, recording_id: str, key: str) -> Path:
+        return self.root / stage / recording_id / key
+
+    def is_done(self, stage: str, recording_id: str, key: str) -> bool:
+        return (self.dir_for(stage, recording_id, key) / "_SUCCESS").exists()
+
+    @contextlib.contextmanager
+    def writing(self, stage: str, recording_id: str, key: str, manifest: Mapping[str, Any]) -> Iterator[Path]:
+        """Yield a temp directory; on success it becomes the cached output (atomically)."""
+        final = self.dir_for(stage, recording_id, key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+        try:
+            yield tmp
+            (tmp / "_SUCCESS").write_text(json.dumps(dict(manifest), sort_keys=True, default=str))
+            if final.exists():  # another worker finished the same work first; keep theirs
+                shutil.rmtree(tmp)
+            else:
+                os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
