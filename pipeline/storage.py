@@ -62,19 +62,24 @@ class StageCache:
     def is_done(self, stage: str, recording_id: str, key: str) -> bool:
         return (self.dir_for(stage, recording_id, key) / "_SUCCESS").exists()
 
-    @contextlib.contextmanager
-    def writing(self, stage: str, recording_id: str, key: str, manifest: Mapping[str, Any]) -> Iterator[Path]:
-        """Yield a temp directory; on success it becomes the cached output (atomically)."""
+    def begin(self, stage: str, recording_id: str, key: str) -> Path:
+        """A fresh temp directory next to where the output will live."""
         final = self.dir_for(stage, recording_id, key)
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
-        try:
-            yield tmp
-            (tmp / "_SUCCESS").write_text(json.dumps(dict(manifest), sort_keys=True, default=str))
-            if final.exists():  # another worker finished the same work first; keep theirs
-                shutil.rmtree(tmp)
-            else:
-                os.replace(tmp, final)
-        finally:
-            if tmp.exists():
+        return Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+
+    def commit(self, tmp: Path, stage: str, recording_id: str, key: str, manifest: Mapping[str, Any]) -> Path:
+        """Make a finished temp directory the cached output (atomic rename)."""
+        final = self.dir_for(stage, recording_id, key)
+        (tmp / "_SUCCESS").write_text(json.dumps(dict(manifest), sort_keys=True, default=str))
+        if final.exists():  # an earlier, killed attempt left a dir without _SUCCESS, or a twin finished
+            if (final / "_SUCCESS").exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+                return final
+            shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        return final
+
+    @staticmethod
+    def abort(tmp: Path) -> None:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,192 @@
+"""Workflow configuration: every tunable parameter of every stage, as data.
+
+The dataclass defaults below are the embedded defaults; `workflows/default.yaml` spells them all out
+(a test keeps the two identical). A workflow file overrides any subset; unknown keys are an error so
+that a typo never silently falls back to a default. Each stage's cache key includes its own section,
+so changing a threshold re-runs exactly the stages that read it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    audio_extensions: tuple[str, ...] = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".sph", ".aiff", ".aif")
+    # Files named like "<recording>.ch<N>.<ext>" in a folder are grouped into one recording.
+    group_pattern: str = r"^(?P<recording_id>.+)\.ch(?P<channel>\d+)$"
+    metadata_file: str = "metadata.csv"  # sidecar looked up in INPUT when INPUT is a folder
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    min_sample_rate: int = 4000
+    max_sample_rate: int = 192000
+    max_channels: int = 8
+    min_duration: float = 0.5  # seconds
+    max_clipped_fraction: float = 0.001  # share of samples at full scale before quarantine
+    clip_level: float = 0.999
+    block_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class TracksConfig:
+    sample_rate: int = 24000  # Moshi's Mimi codec rate; the shards carry audio at this rate
+    subtype: str = "PCM_16"
+    block_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    model: str = "silero-jit"  # silero-jit | silero-onnx
+    window: float = 4.0  # seconds of audio per batched window
+    context: float = 0.5  # seconds of left context run through the RNN and discarded
+    batch_windows: int = 64  # windows (of any channel / recording) per forward pass
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class CrosstalkConfig:
+    enabled: bool = True
+    max_lag_ms: float = 25.0  # leak delays searched (acoustic path + track offset)
+    candidate_lags: int = 3  # strongest cross-correlation peaks per block tried per frame
+    half_taps: int = 6  # leak canceller FIR: taps on each side of the leak delay (16 kHz samples)
+    select_db: float = 10.0  # canceller is fitted where the other channel leads by this much
+    min_explained: float = 0.3  # ... and applied only if it explains this share of the energy there
+    rho2_threshold: float = 0.3  # share of a frame's energy explained by another channel
+    dominance_db: float = 10.0  # level-normalised energy lead that alone marks a leak
+    min_active_prob: float = 0.35  # the source channel must itself be speaking here
+    block_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class IpuConfig:
+    onset: float = 0.5  # speech probability that opens an IPU
+    offset: float = 0.35  # ... and that closes it (hysteresis)
+    bridge: float = 0.2  # silences shorter than this inside an IPU are bridged (s)
+    min_duration: float = 0.12  # shorter bursts are dropped (s)
+    max_crosstalk_share: float = 0.5  # an IPU mostly made of leak is removed whole
+    refine_boundaries: bool = True  # snap boundaries to the 8 ms energy envelope
+    refine_range: float = 0.08  # how far (s) a boundary may move when snapped
+    refine_floor_db: float = 12.0  # envelope threshold above the channel's noise floor
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    backchannel_max_duration: float = 1.0  # Full-Duplex-Bench: under 1 s ...
+    backchannel_max_words: int = 3  # ... and at most 3 words once text exists
+    backchannel_context: float = 1.5  # the other must have spoken within this many s before it
+    interruption_min_overlap: float = 0.4  # shorter overlaps at a turn change are smooth transitions
+    interruption_yield_window: float = 1.5  # successful: the other stops within this many s
+    min_overlap: float = 0.05  # overlaps shorter than this are not reported
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    frame_rate: float = 12.5  # Hz of the frame labels (Mimi's frame rate)
+    max_window: float = 120.0  # longer recordings are cut at silences into windows of at most this
+    min_window: float = 10.0
+    samples_per_shard: int = 200
+    subtype: str = "PCM_16"
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    train: float = 0.8
+    valid: float = 0.1
+    test: float = 0.1
+    seed: str = "duplexcorpus"
+    # speaker ids forced into a split (their whole connected group follows them)
+    pinned: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    address: str | None = None  # None: a private local Ray; else a cluster address (or RAY_ADDRESS)
+    num_cpus: int | None = None
+    object_store_memory: int = 512 * 1024 * 1024
+    vad_actors: int = 1
+    batch_recordings: int = 4
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str = "default"
+    input: InputConfig = InputConfig()
+    validation: ValidationConfig = ValidationConfig()
+    tracks: TracksConfig = TracksConfig()
+    vad: VadConfig = VadConfig()
+    crosstalk: CrosstalkConfig = CrosstalkConfig()
+    ipu: IpuConfig = IpuConfig()
+    events: EventsConfig = EventsConfig()
+    shard: ShardConfig = ShardConfig()
+    split: SplitConfig = SplitConfig()
+    ray: RayConfig = RayConfig()
+
+    def section(self, name: str) -> dict[str, Any]:
+        return to_dict(getattr(self, name))
+
+
+class WorkflowError(ValueError):
+    """The workflow file is invalid."""
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str):
+    if not isinstance(data, Mapping):
+        raise WorkflowError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise WorkflowError(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        default = getattr(cls(), name) if name != "pinned" else {}
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _build(type(default), value or {}, f"{where}.{name}")
+        elif isinstance(default, tuple):
+            kwargs[name] = tuple(value)
+        elif isinstance(default, bool) and not isinstance(value, bool):
+            raise WorkflowError(f"{where}.{name}: expected true/false, got {value!r}")
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise WorkflowError(f"{where}.{name}: expected a number, got {value!r}")
+            kwargs[name] = type(default)(value) if isinstance(default, float) else value
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_workflow(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Workflow:
+    """Load a workflow YAML (None = embedded defaults) and apply dotted-path overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        text = Path(path).read_text()
+        data = yaml.safe_load(text) or {}
+        data.pop("version", None)
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return _build(Workflow, data, "workflow")
+
+
+def workflow_from_dict(data: Mapping[str, Any]) -> Workflow:
+    return _build(Workflow, data, "workflow")
+
+
+def to_dict(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj

@@ -1,0 +1,131 @@
+"""Small immutable records that flow between stages (lhotse-style), and their table rows."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-/]+")
+
+
+def safe_key(text: str) -> str:
+    """A WebDataset-safe key: no dots (members split at the first dot), no leading underscore."""
+    key = _UNSAFE.sub("_", text.replace("\\", "/")).strip("/").replace("/", "__")
+    key = key.lstrip("_") or "recording"
+    return key
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    channel: int
+    speaker_id: str
+    source_path: str
+    source_channel: int
+    gender: str | None = None
+    age_group: str | None = None
+    accent: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Recording:
+    recording_id: str
+    source_paths: tuple[str, ...]
+    source_sha256: tuple[str, ...]
+    sha256: str
+    format: str
+    sample_rate: int
+    num_channels: int
+    duration: float
+    channels: tuple[ChannelInfo, ...]
+    language: str | None
+    scenario: str | None
+    environment: str | None
+    device: str | None
+    warnings: tuple[str, ...] = ()
+
+    def row(self, split: str | None) -> dict[str, Any]:
+        row = asdict(self)
+        row["source_paths"] = list(self.source_paths)
+        row["source_sha256"] = list(self.source_sha256)
+        row["channels"] = [asdict(c) for c in self.channels]
+        row["warnings"] = list(self.warnings)
+        row["split"] = split
+        return row
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Recording":
+        d = dict(d)
+        d.pop("split", None)
+        d["channels"] = tuple(ChannelInfo(**c) for c in d["channels"])
+        for key in ("source_paths", "source_sha256", "warnings"):
+            d[key] = tuple(d[key])
+        return cls(**d)
+
+    def speaker(self, channel: int) -> str:
+        return self.channels[channel].speaker_id
+
+
+@dataclass(frozen=True)
+class Segment:
+    """An IPU on one channel."""
+
+    recording_id: str
+    channel: int
+    speaker_id: str
+    start: float
+    end: float
+    confidence: float
+    source: str = "vad"
+    crosstalk_suppressed: float = 0.0
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Event:
+    recording_id: str
+    type: str
+    channel: int | None
+    start: float
+    end: float
+    confidence: float
+    source: str = "rules"
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    input: str
+    recording_id: str | None
+    stage: str
+    reason_code: str
+    reason: str
+
+
+def segment_rows(segments: list[Segment]) -> list[dict[str, Any]]:
+    rows = []
+    counters: dict[tuple[str, int], int] = {}
+    for seg in sorted(segments, key=lambda s: (s.recording_id, s.channel, s.start)):
+        k = counters.get((seg.recording_id, seg.channel), 0)
+        counters[(seg.recording_id, seg.channel)] = k + 1
+        row = asdict(seg)
+        row["segment_id"] = f"{seg.recording_id}_c{seg.channel}_{k:05d}"
+        row["attributes"] = json.dumps(seg.attributes, sort_keys=True, ensure_ascii=False)
+        rows.append(row)
+    return rows
+
+
+def event_rows(events: list[Event]) -> list[dict[str, Any]]:
+    rows = []
+    ordered = sorted(events, key=lambda e: (e.recording_id, e.start, e.type, -1 if e.channel is None else e.channel))
+    for k, ev in enumerate(ordered):
+        row = asdict(ev)
+        row["event_id"] = f"{ev.recording_id}_{ev.type}_{k:05d}"
+        row["attributes"] = json.dumps(ev.attributes, sort_keys=True, ensure_ascii=False)
+        rows.append(row)
+    return rows
