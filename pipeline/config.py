@@ -58,9 +58,10 @@ class CrosstalkConfig:
     candidate_lags: int = 3  # strongest cross-correlation peaks per block tried per frame
     half_taps: int = 6  # leak canceller FIR: taps on each side of the leak delay (16 kHz samples)
     select_db: float = 10.0  # canceller is fitted where the other channel leads by this much
-    min_explained: float = 0.3  # ... and applied only if it explains this share of the energy there
+    min_explained: float = 0.05  # ... and applied if it explains this share of the energy there
+    max_leak_gain_db: float = -6.0  # ... and is quieter than the source (a leak, not the speaker)
     rho2_threshold: float = 0.3  # share of a frame's energy explained by another channel
-    dominance_db: float = 10.0  # level-normalised energy lead that alone marks a leak
+    dominance_db: float = 20.0  # level-normalised energy lead that alone marks a leak
     min_active_prob: float = 0.35  # the source channel must itself be speaking here
     block_seconds: float = 30.0
 

@@ -6,9 +6,10 @@ copy of the other channel. Per block and per ordered channel pair we
      this channel holds (almost) only the leak;
   2. find the leak delay as the cross-correlation peak on those frames (|lag| <= max_lag_ms);
   3. fit a short FIR around that delay by least squares on those frames;
-  4. subtract the predicted leak from the whole block, only if the fit explains at least
-     `min_explained` of the selected energy (no leak, no change: real calls with separate lines
-     pass through untouched).
+  4. subtract the predicted leak from the whole block when the fit is a plausible leak (gain at
+     most `max_leak_gain_db`, explaining at least `min_explained` of the selected energy); a short
+     block with too little evidence reuses the previous block's fit. Real calls with separate lines
+     (no leak) get a negligible fit and pass through essentially untouched.
 Fitting only where the other speaker dominates keeps the fit from "explaining" this channel's own
 speech through its echo in the other channel. The output is the analysis signal (16 kHz) for VAD;
 shards keep the original tracks. The fitted gain/delay per block is recorded.
@@ -41,8 +42,8 @@ def _lagged(x: np.ndarray, history: np.ndarray, lag: int) -> np.ndarray:
 
 
 def fit_leak(target: np.ndarray, source: np.ndarray, history: np.ndarray, select: np.ndarray,
-             max_lag: int, half_taps: int) -> tuple[np.ndarray | None, dict]:
-    """Predicted leak of `source` in `target` (None if there is none), and the fit's description."""
+             max_lag: int, half_taps: int) -> tuple[tuple[list[int], np.ndarray] | None, dict]:
+    """Fit the leak filter of `source` into `target` on the selected samples: (taps, coefs), info."""
     if select.sum() < ANALYSIS_RATE // 2:
         return None, {"reason": "too little dominated audio"}
     t, s = target * select, source * select
@@ -54,17 +55,26 @@ def fit_leak(target: np.ndarray, source: np.ndarray, history: np.ndarray, select
     taps = list(range(lag - half_taps, lag + half_taps + 1))
     basis = np.stack([_lagged(source, history, k) for k in taps], axis=1)
     sel = select.astype(bool)
-    coef, *_ = np.linalg.lstsq(basis[sel], target[sel], rcond=None)
-    residual = target[sel] - basis[sel] @ coef
+    # ridge-regularised least squares: band-limited audio (telephone) makes the taps collinear
+    gram = basis[sel].T @ basis[sel]
+    gram += np.eye(len(taps)) * 1e-3 * np.trace(gram) / len(taps)
+    coef = np.linalg.solve(gram, basis[sel].T @ target[sel])
+    predicted = basis[sel] @ coef
+    residual = target[sel] - predicted
     explained = 1.0 - float(np.sum(residual**2) / (np.sum(target[sel] ** 2) + 1e-20))
-    gain_db = 10 * np.log10(float(np.sum(coef**2)) + 1e-20)
+    gain_db = 10 * np.log10(float(np.sum(predicted**2)) / (float(np.sum(source[sel] ** 2)) + 1e-20) + 1e-20)
     info = {"lag_ms": round(lag / ANALYSIS_RATE * 1000, 2), "gain_db": round(gain_db, 1), "explained": round(explained, 3)}
-    return basis @ coef, info
+    return (taps, coef), info
+
+
+def predict(source: np.ndarray, history: np.ndarray, fit: tuple[list[int], np.ndarray]) -> np.ndarray:
+    taps, coef = fit
+    return sum(c * _lagged(source, history, k) for k, c in zip(taps, coef))
 
 
 class DecrosstalkStage(Stage):
     name = "decrosstalk"
-    version = "1"
+    version = "3"
     config_section = "crosstalk"
     reads = ("tracks",)
     writes = ("analysis.flac", "leaks.json")
@@ -75,6 +85,7 @@ class DecrosstalkStage(Stage):
         max_lag = int(cfg.max_lag_ms / 1000 * ANALYSIS_RATE)
         history = np.zeros((channels, max_lag + cfg.half_taps + 1), np.float32)
         report = []
+        last_fit: dict[tuple[int, int], tuple[list[int], np.ndarray]] = {}
         stream = ChannelStream([(tracks_path(item), c) for c in range(channels)], ANALYSIS_RATE, cfg.block_seconds)
         with sf.SoundFile(out_dir / "analysis.flac", "w", samplerate=ANALYSIS_RATE, channels=channels,
                           format="FLAC", subtype="PCM_24") as out:
@@ -91,9 +102,18 @@ class DecrosstalkStage(Stage):
                             lead = np.repeat((norm[d] - norm[c]) >= cfg.select_db, HOP)
                             select = np.zeros(block.shape[1], np.float32)
                             select[: len(lead)] = lead
-                            pred, info = fit_leak(cleaned[c], block[d], history[d], select, max_lag, cfg.half_taps)
-                            if pred is not None and info["explained"] >= cfg.min_explained:
-                                cleaned[c] = cleaned[c] - pred.astype(np.float32)
+                            fit, info = fit_leak(cleaned[c], block[d], history[d], select, max_lag, cfg.half_taps)
+                            # Subtracting a filtered copy of the *other* channel cannot remove this
+                            # channel's own speech (only its -20 dB echo), so the gate is lenient.
+                            if fit is not None and info["explained"] >= cfg.min_explained \
+                                    and info["gain_db"] <= cfg.max_leak_gain_db:
+                                last_fit[(c, d)] = fit
+                            elif (c, d) in last_fit:  # too little evidence here: the path is stable
+                                fit, info = last_fit[(c, d)], {**info, "reused_previous_fit": True}
+                            else:
+                                fit = None
+                            if fit is not None:
+                                cleaned[c] = cleaned[c] - predict(block[d], history[d], fit).astype(np.float32)
                                 info["applied"] = True
                             report.append({"block": b, "channel": c, "source_channel": d, **info})
                 history = np.concatenate([history, block], axis=1)[:, -history.shape[1]:]

@@ -1,9 +1,12 @@
 """IPUs: per-channel speech stretches from VAD probabilities, with crosstalk removed.
 
 1. hysteresis on the speech probability (onset / offset thresholds);
-2. frames attributed to another channel's speaker (crosstalk stage) are not this channel's speech;
-3. silences shorter than `bridge` are bridged; an IPU whose span is mostly leak, or shorter than
-   `min_duration`, is dropped (leak frames that escaped attribution cannot bridge into a phantom);
+2. silences shorter than `bridge` are bridged;
+3. an IPU mostly made of frames attributed to another channel's speaker (crosstalk stage) is
+   dropped; leak frames at its edges are trimmed; IPUs shorter than `min_duration` are dropped.
+   IPUs are split only at leak runs at least `bridge` long: the leak canceller (decrosstalk)
+   already removed the bulk of the leak before VAD, and short mid-IPU "leak" frames under loud
+   overlap are more often soft own speech;
 4. boundaries snap to the channel's 8 ms energy envelope (VAD frames are 32 ms), within a small range.
 Suppressed stretches are reported as `crosstalk` events, so nothing disappears unexplained.
 """
@@ -95,7 +98,7 @@ def snap(t: float, energy: np.ndarray, threshold: float, rng: float, is_start: b
 
 class IpuStage(Stage):
     name = "ipus"
-    version = "1"
+    version = "3"
     config_section = "ipu"
     reads = ("tracks", "vad", "crosstalk")
     writes = ("segments.json", "crosstalk_events.json")
@@ -111,14 +114,27 @@ class IpuStage(Stage):
         segments, crosstalk = [], []
         for c in range(rec.num_channels):
             hyst = hysteresis(probs[c], cfg.onset, cfg.offset)
-            own = hyst & ~mask[c]
-            spans = bridge(runs(own), int(round(cfg.bridge * FRAME_RATE)))
+            gap = int(round(cfg.bridge * FRAME_RATE))
+            # leak runs at least as long as a bridgeable silence separate IPUs; shorter ones do not
+            long_leak = np.zeros_like(hyst)
+            for s, e in runs(mask[c] & hyst):
+                if e - s >= gap:
+                    long_leak[s:e] = True
+            spans = bridge(runs(hyst & ~long_leak), gap)
             floor = np.percentile(fine[c], 10) if fine is not None and fine.shape[1] else None
             placed: list[tuple[float, float]] = []
             for s, e in spans:
                 speech = hyst[s:e].sum()
                 leak_share = mask[c, s:e][hyst[s:e]].sum() / max(speech, 1)
                 if leak_share >= cfg.max_crosstalk_share:
+                    continue  # mostly another speaker's voice: reported as a crosstalk event below
+                # residual leak only at the edges (the canceller removed the bulk): trim it, but
+                # never split an IPU inside, where soft own speech under loud overlap looks alike
+                while s < e and (mask[c, s] or not hyst[s]):
+                    s += 1
+                while e > s and (mask[c, e - 1] or not hyst[e - 1]):
+                    e -= 1
+                if e <= s:
                     continue
                 start, end = s / FRAME_RATE, e / FRAME_RATE
                 if floor is not None:
