@@ -74,8 +74,8 @@ class IpuConfig:
     min_duration: float = 0.12  # shorter bursts are dropped (s)
     max_crosstalk_share: float = 0.5  # an IPU mostly made of leak is removed whole
     refine_boundaries: bool = True  # snap boundaries to the 8 ms energy envelope
-    refine_range: float = 0.08  # how far (s) a boundary may move when snapped
-    refine_floor_db: float = 12.0  # envelope threshold above the channel's noise floor
+    refine_range: float = 0.25  # how far (s) a boundary may move when snapped
+    refine_floor_db: float = 6.0  # envelope threshold above the channel's noise floor
 
 
 @dataclass(frozen=True)
