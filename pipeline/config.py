@@ -44,9 +44,7 @@ class TracksConfig:
 @dataclass(frozen=True)
 class VadConfig:
     model: str = "silero-jit"  # silero-jit | silero-onnx
-    window: float = 4.0  # seconds of audio per batched window
-    context: float = 0.5  # seconds of left context run through the RNN and discarded
-    batch_windows: int = 64  # windows (of any channel / recording) per forward pass
+    block_seconds: float = 30.0  # audio read per stream per step of the batch loop
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 1
 
@@ -113,7 +111,8 @@ class RayConfig:
     num_cpus: int | None = None
     object_store_memory: int = 512 * 1024 * 1024
     vad_actors: int = 1
-    batch_recordings: int = 4
+    vad_gpus: float = 0.0  # GPUs per VAD actor on a cluster with GPUs (CUDA is hidden from actors with 0)
+    batch_recordings: int = 8  # recordings whose channels are VAD streams in one batch
 
 
 @dataclass(frozen=True)

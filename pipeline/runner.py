@@ -112,7 +112,8 @@ def execute_ray(stages: Iterable[type[Stage]], items: list[WorkItem], workflow: 
             ds = ds.map_batches(
                 _RayStageFn, fn_constructor_args=(cls, wf, str(cache.root)),
                 compute=ActorPoolStrategy(min_size=1, max_size=workflow.ray.vad_actors),
-                batch_size=workflow.ray.batch_recordings, num_cpus=cls.resources.cpus, num_gpus=cls.resources.gpus,
+                batch_size=workflow.ray.batch_recordings, num_cpus=cls.resources.cpus,
+                num_gpus=max(cls.resources.gpus, workflow.ray.vad_gpus),
                 batch_format="numpy")
         else:
             ds = ds.map_batches(_apply_stage, fn_args=(cls, wf, str(cache.root)), batch_size=1,

@@ -1,0 +1,33 @@
+import pytest
+import yaml
+
+from pipeline.config import Workflow, WorkflowError, load_workflow, to_dict
+from tests.conftest import ROOT
+
+
+def test_default_workflow_file_equals_code_defaults():
+    on_disk = yaml.safe_load((ROOT / "workflows" / "default.yaml").read_text())
+    on_disk.pop("version")
+    assert on_disk == to_dict(Workflow())
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "samples.yaml", "cluster.yaml"])
+def test_shipped_workflows_load(name):
+    assert isinstance(load_workflow(ROOT / "workflows" / name), Workflow)
+
+
+def test_unknown_key_is_an_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("vad:\n  windw: 3\n")
+    with pytest.raises(WorkflowError, match="windw"):
+        load_workflow(bad)
+
+
+def test_type_errors_are_reported():
+    with pytest.raises(WorkflowError, match="expected a number"):
+        load_workflow(None, {"ipu.bridge": "long"})
+
+
+def test_overrides_apply():
+    wf = load_workflow(None, {"ipu.bridge": 0.3, "split.pinned": {"a": "test"}})
+    assert wf.ipu.bridge == 0.3 and wf.split.pinned == {"a": "test"}
