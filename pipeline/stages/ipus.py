@@ -7,7 +7,8 @@
    IPUs are split only at leak runs at least `bridge` long: the leak canceller (decrosstalk)
    already removed the bulk of the leak before VAD, and short mid-IPU "leak" frames under loud
    overlap are more often soft own speech;
-4. boundaries snap to the channel's 8 ms energy envelope (VAD frames are 32 ms), within a small range.
+4. boundaries snap to the channel's 8 ms energy envelope (VAD frames are 32 ms), within a small
+   range, and the bridge rule is applied again to the snapped boundaries.
 Suppressed stretches are reported as `crosstalk` events, so nothing disappears unexplained.
 """
 from __future__ import annotations
@@ -98,7 +99,7 @@ def snap(t: float, energy: np.ndarray, threshold: float, rng: float, is_start: b
 
 class IpuStage(Stage):
     name = "ipus"
-    version = "3"
+    version = "4"
     config_section = "ipu"
     reads = ("tracks", "vad", "crosstalk")
     writes = ("segments.json", "crosstalk_events.json")
@@ -122,7 +123,7 @@ class IpuStage(Stage):
                     long_leak[s:e] = True
             spans = bridge(runs(hyst & ~long_leak), gap)
             floor = np.percentile(fine[c], 10) if fine is not None and fine.shape[1] else None
-            placed: list[tuple[float, float]] = []
+            placed: list[tuple[float, float, int, int]] = []
             for s, e in spans:
                 speech = hyst[s:e].sum()
                 leak_share = mask[c, s:e][hyst[s:e]].sum() / max(speech, 1)
@@ -141,11 +142,14 @@ class IpuStage(Stage):
                     thr = floor + cfg.refine_floor_db
                     start = snap(start, fine[c], thr, cfg.refine_range, True)
                     end = snap(end, fine[c], thr, cfg.refine_range, False)
-                if placed and start < placed[-1][1]:
-                    start = placed[-1][1]
+                if placed and start - placed[-1][1] < cfg.bridge:
+                    # the snapped (8 ms) silence is shorter than the bridge: one IPU after all
+                    start, s = placed[-1][0], placed[-1][2]
+                    placed.pop()
                 if end - start < cfg.min_duration:
                     continue
-                placed.append((start, end))
+                placed.append((start, end, s, e))
+            for start, end, s, e in placed:
                 segments.append(Segment(
                     rec.recording_id, c, rec.speaker(c), round(start, 3), round(min(end, rec.duration), 3),
                     round(float(probs[c, s:e].mean()), 4), "vad",
