@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,21 +170,15 @@ def run(input_path: str | Path, out: str | Path, workflow: Workflow, *, executor
     for path in found.ignored:
         log.info("not audio by extension, ignored: %s", path)
 
-    def execute(stages, batch):
-        if executor == "local":
-            return execute_local(stages, batch, workflow, cache)
-        from pipeline.ray_runtime import ray_session
-
-        with ray_session(workflow.ray, ray_address):
-            return execute_ray(stages, batch, workflow, cache)
-
     if executor == "ray":  # one Ray session for both phases
         from pipeline.ray_runtime import ray_session
 
         with ray_session(workflow.ray, ray_address):
-            items = _two_phases(items, lambda st, b: execute_ray(st, b, workflow, cache), hook)
+            items = _two_phases(items, lambda stages, batch: execute_ray(stages, batch, workflow, cache), hook)
+    elif executor == "local":
+        items = _two_phases(items, lambda stages, batch: execute_local(stages, batch, workflow, cache), hook)
     else:
-        items = _two_phases(items, execute, hook)
+        raise ValueError(f"executor must be 'ray' or 'local', not {executor!r}")
 
     quarantine = [Quarantine(inp, None, "discover", code, reason) for inp, code, reason in found.problems]
     quarantine += [Quarantine(**i.quarantine) for i in items if i.quarantine]
@@ -234,7 +227,3 @@ def write_outputs(out: Path, items: list[WorkItem], quarantine: list[Quarantine]
 
     write_json(out / "stats.json", corpus_stats(rec_rows, segments, events, q_rows))
     return shards
-
-
-def clean_cache(out: Path) -> None:
-    shutil.rmtree(out / "cache", ignore_errors=True)
