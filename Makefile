@@ -22,5 +22,6 @@ samples: $(VENV)/.ready  # re-render data_samples (needs: apt-get install espeak
 	$(PY) data_samples/make_samples.py
 
 bench: $(VENV)/.ready
+	$(PY) bench/bench_accuracy.py
 	$(PY) bench/bench_vad.py
 	$(PY) bench/bench_run.py --minutes 30
