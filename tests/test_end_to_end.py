@@ -74,11 +74,11 @@ def test_shards_load_with_hf_datasets(sample_run):
     import datasets
 
     features = datasets.Features({"flac": datasets.Value("binary"), "json": {"recording_id": datasets.Value("string")},
-                                  "labels.npy": datasets.Value("binary"), "__key__": datasets.Value("string"),
+                                  "labels.npy": datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("uint8")))), "__key__": datasets.Value("string"),
                                   "__url__": datasets.Value("string")})
     files = sorted(str(p) for p in (sample_run.out / "shards").glob("train-*.tar"))
     ds = datasets.load_dataset("webdataset", data_files={"train": files}, split="train", features=features)
     row = ds[0]
     audio, _ = sf.read(io.BytesIO(row["flac"]), always_2d=True)
-    labels = np.load(io.BytesIO(row["labels.npy"]))
+    labels = np.asarray(row["labels.npy"])
     assert audio.shape[1] == labels.shape[0] and row["json"]["recording_id"]
