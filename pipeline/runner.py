@@ -164,6 +164,9 @@ def run(input_path: str | Path, out: str | Path, workflow: Workflow, *, executor
     out = Path(out)
     hook = hook or (lambda step, info: None)
     cache = StageCache(out / "cache")
+    removed = cache.remove_partial()
+    if removed:
+        log.info("removed %d partial stage outputs left by an interrupted run", removed)
     found: Discovery = discover(input_path, workflow.input, metadata)
     hook("discover", {"recordings": len(found.inputs), "ignored": found.ignored, "problems": len(found.problems)})
     items = [WorkItem(input=dataclasses.asdict(i)) for i in found.inputs]

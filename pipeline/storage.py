@@ -83,3 +83,10 @@ class StageCache:
     @staticmethod
     def abort(tmp: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
+
+    def remove_partial(self) -> int:
+        """Delete temp dirs a killed run left behind (call before a run starts; they are never reused)."""
+        stale = list(self.root.glob("*/*/.*")) if self.root.exists() else []
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+        return len(stale)

@@ -7,7 +7,6 @@ import sys
 import time
 
 import pandas as pd
-import pytest
 
 from tests.conftest import ROOT, SAMPLES
 
@@ -18,7 +17,6 @@ def _cli(out, **kw):
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, **kw)
 
 
-@pytest.mark.xfail(strict=False, reason="failed once in a clean clone under CPU contention at session end; not yet diagnosed (see issue 2)")
 def test_sigkill_then_resume_matches_uninterrupted_run(sample_run, tmp_path):
     out = tmp_path / "killed"
     proc = _cli(out)
@@ -44,7 +42,11 @@ def test_sigkill_then_resume_matches_uninterrupted_run(sample_run, tmp_path):
     assert shards == sorted(p.name for p in (out / "shards").glob("*.tar"))
     for name in shards:
         assert filecmp.cmp(sample_run.out / "shards" / name, out / "shards" / name, shallow=False), name
-    # no duplicates: exactly one committed output per (stage, recording)
+    # no duplicates: one committed output per (stage, accepted recording), none for quarantined
+    # ones, and no partial output of the killed run left behind
+    accepted = set(pd.read_parquet(out / "tables" / "recordings.parquet").recording_id)
     for stage_dir in (out / "cache").iterdir():
         for rec_dir in stage_dir.iterdir():
-            assert len([d for d in rec_dir.iterdir() if (d / "_SUCCESS").exists()]) == 1, rec_dir
+            committed = [d for d in rec_dir.iterdir() if (d / "_SUCCESS").exists()]
+            assert len(committed) == (1 if rec_dir.name in accepted else 0), rec_dir
+            assert not [d for d in rec_dir.iterdir() if d.name.startswith(".")], rec_dir
