@@ -24,4 +24,4 @@ samples: $(VENV)/.ready  # re-render data_samples (needs: apt-get install espeak
 bench: $(VENV)/.ready
 	$(PY) bench/bench_accuracy.py
 	$(PY) bench/bench_vad.py
-	$(PY) bench/bench_run.py --minutes 30
+	$(PY) bench/bench_run.py --minutes 120
