@@ -17,7 +17,9 @@ bugs. Output (committed): audio/*.flac|wav, audio/metadata.csv, truth/*.parquet,
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +154,32 @@ ZH_CHAT = [
     S("B", "cont", "wo3 kai1 che1 lai2 jie1 ni3", pause=0.5),
 ]
 
+# What the pinyin above says, one character per syllable: the text truth for Mandarin (espeak reads
+# the pinyin; a recogniser writes characters).
+HANZI = {
+    "ni3 zhe4 ge4 zhou1 mo4 you3 shen2 me5 an1 pai2": "你这个周末有什么安排",
+    "wo3 da3 suan4 qu4 gong1 yuan2 pa2 shan1": "我打算去公园爬山",
+    "en4": "嗯",
+    "ting1 shuo1 na4 li3 de5 feng1 jing3 fei1 chang2 hao3": "听说那里的风景非常好",
+    "wo3 ye3 xiang3 yi4 qi3 qu4 ke3 yi3 ma5": "我也想一起去可以吗",
+    "dang1 ran2 ke3 yi3 wo3 men5 zao3 shang4 ba1 dian3 chu1 fa1": "当然可以我们早上八点出发",
+    "ba1 dian3 tai4 zao3 le5 jiu2 dian3 ba5": "八点太早了九点吧",
+    "hao3 de5 na4 jiu4 jiu3 dian3": "好的那就九点",
+    "ji4 de5 dai4 shang4 shui3 he2 yi2 xie1 chi1 de5": "记得带上水和一些吃的",
+    "dui4": "对",
+    "shan1 shang4 mai3 dong1 xi1 hen3 gui4 er2 qie3 xuan3 ze2 ye3 bu4 duo1 suo3 yi3 zui4 hao3 zi4 ji3 dai4":
+        "山上买东西很贵而且选择也不多所以最好自己带",
+    "na4 wo3 men5 zuo4 gong1 jiao1 qu4 ba5": "那我们坐公交去吧",
+    "wo3 kai1 che1 lai2 jie1 ni3": "我开车来接你",
+}
+assert all(len(k.split()) == len(v) for k, v in HANZI.items())
+
+
+def written_words(text: str) -> list[str]:
+    """The words a transcript writes for a scripted line (characters for pinyin lines)."""
+    return list(HANZI[text]) if text in HANZI else text.split()
+
+
 # Small cast: speaker ids are global, so one person may appear in several recordings (the
 # speaker-disjoint split must keep such recordings together).
 SPEAKERS = {
@@ -216,16 +244,99 @@ def rendering_plan() -> list[Render]:
 
 
 # ------------------------------------------------------------------------------------ synthesis
-def synthesise(text: str, voice: str, seed: int) -> np.ndarray:
-    """espeak-ng -> float32 mono at SR, trimmed to the first/last audible sample."""
+def synthesise(text: str, voice: str, seed: int) -> tuple[np.ndarray, list[tuple[float, float, bool]]]:
+    """espeak-ng -> float32 mono at SR, trimmed to the first/last audible sample, and the
+    [start, end) of every word (a pinyin syllable = one character) in the trimmed audio."""
     speed = 160 + (seed * 7) % 25
     with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", tmp.name, text], check=True)
-        audio, sr = sf.read(tmp.name, dtype="float32")
-    audio = soxr.resample(audio, sr, SR).astype(np.float32)
+        pcm, sr = sf.read(tmp.name, dtype="int16")
+    word_starts = espeak_word_starts(text, voice, speed, pcm)
+    audio = soxr.resample(pcm.astype(np.float32) / 32768.0, sr, SR).astype(np.float32)
     idx = np.flatnonzero(np.abs(audio) > 1e-3)
     audio = audio[idx[0]: idx[-1] + 1]
-    return 0.5 * audio / np.max(np.abs(audio))
+    return 0.5 * audio / np.max(np.abs(audio)), word_spans(audio, [None if t is None else t - idx[0] / SR for t in word_starts])
+
+
+def espeak_word_starts(text: str, voice: str, speed: int, cli_pcm: np.ndarray) -> list[float | None]:
+    """Word-start times (s) from libespeak-ng's word events, for exactly the CLI's audio.
+
+    The library is driven through ctypes in a fresh process (its state leaks between utterances),
+    and the audio it returns must equal the CLI's sample for sample, so the times belong to the
+    committed audio and are exact to espeak's 1 ms event resolution."""
+    out = subprocess.run([sys.executable, __file__, "--espeak-words", voice, str(speed), text],
+                         check=True, capture_output=True)
+    count = int(np.frombuffer(out.stdout[:4], np.int32)[0])
+    events = np.frombuffer(out.stdout[4: 4 + 8 * count], np.int32).reshape(count, 2)
+    pcm = np.frombuffer(out.stdout[4 + 8 * count:], np.int16)
+    # the library's audio is a prefix of the CLI's (the CLI also flushes a quiet tail)
+    assert len(pcm) <= len(cli_pcm) and np.array_equal(pcm, cli_pcm[: len(pcm)]), \
+        f"libespeak-ng audio differs from the CLI's for {text!r}"
+    # espeak sometimes speaks two short words as one (one event): those words share one span
+    offsets = [m.start() + 1 for m in re.finditer(r"\S+", text)]  # 1-based, as espeak counts
+    by_offset = {int(pos): ms / 1000 for pos, ms in events}
+    assert offsets[0] in by_offset and set(by_offset) <= set(offsets), (text, events)
+    return [by_offset.get(o) for o in offsets]
+
+
+def _espeak_words_main(voice: str, speed: str, text: str) -> None:
+    import ctypes
+
+    class Event(ctypes.Structure):
+        _fields_ = [("type", ctypes.c_int), ("uid", ctypes.c_uint), ("text_position", ctypes.c_int),
+                    ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                    ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
+
+    lib = ctypes.CDLL("libespeak-ng.so.1")
+    lib.espeak_Initialize(2, 0, None, 0)  # AUDIO_OUTPUT_SYNCHRONOUS
+    chunks, starts = [], []
+
+    @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(Event))
+    def callback(wav, n, events):
+        if n > 0:
+            chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+        i = 0
+        while events[i].type != 0:  # espeakEVENT_LIST_TERMINATED
+            if events[i].type == 1 and events[i].length > 0:  # espeakEVENT_WORD
+                starts.append((events[i].text_position, events[i].audio_position))
+            i += 1
+        return 0
+
+    lib.espeak_SetSynthCallback(callback)
+    lib.espeak_SetVoiceByName(voice.encode())
+    lib.espeak_SetParameter(1, int(speed), 0)  # espeakRATE
+    data = text.encode()
+    lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, 1, None, None)  # espeakCHARS_UTF8
+    lib.espeak_Synchronize()
+    sys.stdout.buffer.write(np.array([len(starts)] + [v for pair in starts for v in pair], np.int32).tobytes()
+                            + np.concatenate(chunks).astype(np.int16).tobytes())
+
+
+def word_spans(audio: np.ndarray, starts: list[float | None]) -> list[tuple[float, float, bool]]:
+    """Each word spans its audible 5 ms frames (same -40 dB rule as the IPUs) between its own
+    start event and the next one. Words espeak spoke as one (no event of their own) share their
+    group's span and are flagged `joined` (their inner boundary is unknown)."""
+    hop = int(FRAME * SR)
+    n = len(audio) // hop + 1
+    padded = np.zeros(n * hop, np.float32)
+    padded[: len(audio)] = audio
+    level = 20 * np.log10(np.sqrt(np.mean(padded.reshape(n, hop) ** 2, axis=1)) + 1e-12)
+    loud = level > level.max() - 40
+    groups: list[list[int]] = []
+    for k, t in enumerate(starts):
+        if t is None:
+            groups[-1].append(k)
+        else:
+            groups.append([k])
+    bounds = [max(0.0, starts[g[0]]) for g in groups] + [len(audio) / SR]
+    spans: list[tuple[float, float, bool]] = [None] * len(starts)
+    for g, a, b in zip(groups, bounds[:-1], bounds[1:]):
+        idx = np.flatnonzero(loud[int(a / FRAME): int(np.ceil(b / FRAME))]) + int(a / FRAME)
+        span = (round(idx[0] * FRAME, 3), round(min((idx[-1] + 1) * FRAME, len(audio) / SR), 3)) \
+            if len(idx) else (round(a, 3), round(b, 3))
+        for k in g:
+            spans[k] = (*span, len(g) > 1)
+    return spans
 
 
 @dataclass
@@ -234,6 +345,7 @@ class Placed:
     speaker: str
     start: float
     audio: np.ndarray
+    words: list[tuple[float, float, bool]]  # [start, end) of each word relative to `start`, joined
     truncated: bool = False
 
     @property
@@ -247,7 +359,7 @@ def place(dialogue: Dialogue, seed: int) -> list[Placed]:
     holder: Placed | None = None
     pending_bc: Placed | None = None
     for i, step in enumerate(dialogue.steps):
-        audio = synthesise(step.text, dialogue.voices[step.speaker], seed + i)
+        audio, words = synthesise(step.text, dialogue.voices[step.speaker], seed + i)
         if holder is None:
             start = 0.6
         elif step.kind == "turn":
@@ -262,7 +374,7 @@ def place(dialogue: Dialogue, seed: int) -> list[Placed]:
             start = holder.end + 0.45
         else:
             raise ValueError(step.kind)
-        item = Placed(step, step.speaker, start, audio)
+        item = Placed(step, step.speaker, start, audio, words)
         if step.kind == "bc":
             assert item.end < holder.end - 0.2, f"{dialogue.id} step {i}: backchannel outlasts the turn"
         if step.kind == "int_fail":
@@ -273,6 +385,8 @@ def place(dialogue: Dialogue, seed: int) -> list[Placed]:
             cut = holder.audio[:keep].copy()
             cut[-len(fade):] *= fade
             holder.audio, holder.truncated = cut, True
+            cut_at = len(cut) / SR  # words after the cut were never heard; the one across it ends there
+            holder.words = [(a, min(b, cut_at), j) for a, b, j in holder.words if a < cut_at - 0.02]
         placed.append(item)
         pending_bc = item if step.kind == "bc_pause" else None
         if step.kind in ("turn", "cont", "int_ok"):
@@ -345,12 +459,13 @@ def truth_for(render: Render, placed: list[Placed], channel_of: dict[str, int],
     segments = []
     for ch, spans in ipus.items():
         for k, (s, e) in enumerate(spans):
-            texts = [p.step.text for p in placed if channel_of[p.speaker] == ch and p.start < e and p.end > s]
+            texts = ["".join(written_words(p.step.text)) if p.step.text in HANZI else p.step.text
+                     for p in placed if channel_of[p.speaker] == ch and p.start < e and p.end > s]
             segments.append(dict(recording_id=rid, segment_id=f"{rid}_c{ch}_{k:05d}", channel=ch,
                                  speaker_id=render.cast[[k_ for k_, v in channel_of.items() if v == ch][0]]
                                  if render.delivery != "mono_mix" else "mix",
                                  start=s, end=e, confidence=1.0, source="truth", crosstalk_suppressed=0.0,
-                                 attributes=json.dumps({"text": " ".join(texts)})))
+                                 attributes=json.dumps({"text": " ".join(texts)}, ensure_ascii=False)))
     events = timing_events(ipus) if len(ipus) > 1 else []
     holder_at = {}
     for p in placed if len(ipus) > 1 else []:  # a mono mix has no per-speaker events
@@ -374,6 +489,18 @@ def truth_for(render: Render, placed: list[Placed], channel_of: dict[str, int],
                          channel=ev["channel"], start=round(ev["start"], 3), end=round(ev["end"], 3),
                          confidence=1.0, source="truth", attributes=json.dumps(ev["attributes"])))
     return segments, rows
+
+
+def word_truth(render: Render, placed: list[Placed], channel_of: dict[str, int]) -> list[dict]:
+    """One row per word (per character in Mandarin) with its exact time on its channel."""
+    rows = []
+    for u, p in enumerate(placed):
+        written = written_words(p.step.text)
+        for k, (word, (a, b, joined)) in enumerate(zip(written, p.words)):
+            rows.append(dict(recording_id=render.dialogue.id, channel=channel_of[p.speaker], utterance=u, index=k,
+                             word=word, start=round(p.start + a, 3), end=round(p.start + b, 3), joined=joined,
+                             kind=p.step.kind, language=render.dialogue.lang))
+    return rows
 
 
 # ------------------------------------------------------------------------------------ nuisances
@@ -461,7 +588,7 @@ def arrow_schema(table: str) -> pa.Schema:
     return pa.schema([pa.field(f["name"], prim[f["type"]], nullable=f["nullable"]) for f in spec["fields"]])
 
 
-def render_one(render: Render) -> tuple[list[dict], list[dict], list[dict], dict]:
+def render_one(render: Render) -> tuple[list[dict], list[dict], list[dict], dict, list[dict]]:
     dlg = render.dialogue
     placed = place(dlg, render.seed * 100)
     order = sorted(dlg.voices)
@@ -482,6 +609,7 @@ def render_one(render: Render) -> tuple[list[dict], list[dict], list[dict], dict
     else:
         ipus = {channel_of[s]: activity(tracks[channel_of[s]]) for s in order}
     segments, events = truth_for(render, placed, channel_of, ipus)
+    words = word_truth(render, placed, channel_of)
 
     mixed = mix_channels(render, tracks)
     rid = dlg.id
@@ -509,9 +637,11 @@ def render_one(render: Render) -> tuple[list[dict], list[dict], list[dict], dict
                     crosstalk_db=render.crosstalk_db, noise_dbfs=render.noise_dbfs,
                     channel_gain_db=render.channel_gain_db, duration=round(duration, 3),
                     utterances=[dict(speaker=p.speaker, channel=channel_of[p.speaker], kind=p.step.kind,
-                                     text=p.step.text, start=round(p.start, 3), end=round(p.end, 3),
+                                     text=p.step.text, written=" ".join(written_words(p.step.text))
+                                     if p.step.text not in HANZI else HANZI[p.step.text],
+                                     start=round(p.start, 3), end=round(p.end, 3),
                                      truncated=p.truncated) for p in placed])
-    return segments, events, meta, timeline
+    return segments, events, meta, timeline, words
 
 
 def main() -> None:
@@ -519,9 +649,10 @@ def main() -> None:
     TRUTH.mkdir(exist_ok=True)
     for old in AUDIO.iterdir():
         old.unlink()
-    segments, events, meta, timelines = [], [], [], []
+    segments, events, meta, timelines, words = [], [], [], [], []
     for render in rendering_plan():
-        s, e, m, t = render_one(render)
+        s, e, m, t, w = render_one(render)
+        words += w
         segments += s
         events += e
         meta += m
@@ -530,6 +661,7 @@ def main() -> None:
     broken = write_broken(meta)
     pq.write_table(pa.Table.from_pylist(segments, schema=arrow_schema("segments")), TRUTH / "segments.parquet")
     pq.write_table(pa.Table.from_pylist(events, schema=arrow_schema("events")), TRUTH / "events.parquet")
+    pq.write_table(pa.Table.from_pylist(words), TRUTH / "words.parquet")
     (TRUTH / "timeline.json").write_text(json.dumps(timelines, indent=1, ensure_ascii=False))
     (TRUTH / "quarantine_expected.json").write_text(json.dumps(broken, indent=1))
     cols = ["recording_id", "channel", "speaker_id", "gender", "age_group", "accent", "language",
@@ -539,4 +671,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--espeak-words"]:
+        _espeak_words_main(*sys.argv[2:5])
+    else:
+        main()
