@@ -77,6 +77,35 @@ class IpuConfig:
 
 
 @dataclass(frozen=True)
+class AsrConfig:
+    enabled: bool = True
+    # embedded:whisper-base | a local CTranslate2 folder | a name in the user's HF cache (e.g. large-v3)
+    model: str = "embedded:whisper-base"
+    device: str = "auto"  # auto (cuda when present) | cpu | cuda
+    compute_type: str = "auto"  # auto: int8 on cpu, float16 on cuda
+    threads: int = 1  # CTranslate2 threads per worker
+    beam_size: int = 5
+    batch_size: int = 8  # clips (from any channel of any recording) per model call
+    languages: tuple[str, ...] = ("en", "zh")  # what language detection may choose from
+    language: str | None = None  # force one; None: channel/recording metadata, else detect per clip
+    max_clip: float = 28.0  # IPUs of one channel are grouped into clips up to this long
+    pad: float = 0.15  # audio kept around each IPU inside a clip (the rest is zeroed)
+    short_ipu: float = 1.0  # shorter IPUs (listener tokens) are decoded alone, with the filler prompt
+    prompt_en: str = ""
+    prompt_zh: str = "以下是普通话的对话。"  # also steers Whisper to simplified characters
+    filler_prompt_en: str = "Mm-hmm. Uh-huh. Yeah. Um, uh, hmm. Okay. Right."
+    filler_prompt_zh: str = "嗯。对。是的。呃，啊。好的。"
+    no_speech_threshold: float = 0.6  # drop a clip when no_speech_prob is above this ...
+    logprob_threshold: float = -1.0  # ... and its mean log-probability below this (Whisper's rule)
+    weak_clip: float = 1.5  # clips with less speech than this are weak evidence for "thank you" etc.
+    aligner: str | None = None  # a local wav2vec2/CTC folder: use whisperx.align instead of Whisper's own
+    snap_floor_db: float = 6.0  # word starts snap to the first 8 ms frame this far above the noise floor
+    min_word: float = 0.02  # shorter (collapsed) alignments are re-timed by interpolation
+    transcripts: str | None = None  # a folder/file of given transcripts (STM, TextGrid, JSON, CSV)
+    compare_transcripts: bool = True  # also recognise and report WER/CER against given transcripts
+
+
+@dataclass(frozen=True)
 class EventsConfig:
     backchannel_max_duration: float = 1.0  # Full-Duplex-Bench: under 1 s ...
     backchannel_max_words: int = 3  # ... and at most 3 words once text exists
@@ -92,6 +121,7 @@ class ShardConfig:
     max_window: float = 120.0  # longer recordings are cut at silences into windows of at most this
     min_window: float = 10.0
     samples_per_shard: int = 200
+    text_frames: bool = True  # also write per-frame word indices (.text.npy) for the text stream
     subtype: str = "PCM_16"
 
 
@@ -124,6 +154,7 @@ class Workflow:
     vad: VadConfig = VadConfig()
     crosstalk: CrosstalkConfig = CrosstalkConfig()
     ipu: IpuConfig = IpuConfig()
+    asr: AsrConfig = AsrConfig()
     events: EventsConfig = EventsConfig()
     shard: ShardConfig = ShardConfig()
     split: SplitConfig = SplitConfig()

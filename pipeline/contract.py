@@ -14,9 +14,9 @@ import jsonschema
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "v1"
-TABLES = ("recordings", "segments", "events", "quarantine")
+TABLES = ("recordings", "segments", "words", "events", "quarantine")
 
 _PRIMITIVES = {
     "string": pa.string(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.metrics import MatchScore, grouped_match
@@ -65,3 +66,76 @@ def score_run(run_tables: str | Path, truth: str | Path, collar: float = 0.2,
                                                       {k: v for k, v in he.items() if k[1] == t}, collar)
     report["interruption"] = interruptions.summary()
     return report
+
+
+# ------------------------------------------------------------------------------------------ words
+def align_units(ref: list[str], hyp: list[str]) -> list[tuple[int, int]]:
+    """Index pairs of equal units on a minimum-edit alignment (rapidfuzz Levenshtein opcodes)."""
+    from rapidfuzz.distance import Levenshtein
+
+    pairs = []
+    for tag, i1, i2, j1, j2 in Levenshtein.opcodes(ref, hyp):
+        if tag == "equal":
+            pairs += list(zip(range(i1, i2), range(j1, j2)))
+    return pairs
+
+
+def _unit_rows(frame: pd.DataFrame) -> list[tuple[str, float, float, dict]]:
+    """Explode word rows into units (a hyphenated or multi-unit word splits its span evenly)."""
+    from pipeline.text import units
+
+    out = []
+    for row in frame.itertuples():
+        toks = units(row.word)
+        for k, tok in enumerate(toks):
+            step = (row.end - row.start) / len(toks)
+            out.append((tok, row.start + k * step, row.start + (k + 1) * step, row._asdict()))
+    return out
+
+
+def score_words(run_tables: str | Path, truth: str | Path, recordings: list[str] | None = None) -> dict:
+    """Word/character error rate, timing error of correctly recognised units (truth words espeak
+    spoke as one are left out of timing), share of words with times, listener-token recall."""
+    from pipeline.text import error_rate, is_backchannel_text
+
+    hyp = pd.read_parquet(Path(run_tables) / "words.parquet")
+    ref = pd.read_parquet(Path(truth) / "words.parquet")
+    rids = sorted(set(ref.recording_id) & set(pd.read_parquet(Path(run_tables) / "recordings.parquet").recording_id))
+    if recordings:
+        rids = [r for r in rids if r in recordings]
+    starts, ends, per_rec = [], [], {}
+    bc_total = bc_found = 0
+    errors = {"en": [0, 0], "zh": [0, 0]}
+    for rid in rids:
+        rec_err = [0, 0]
+        for ch in sorted(set(ref[ref.recording_id == rid].channel)):
+            r = _unit_rows(ref[(ref.recording_id == rid) & (ref.channel == ch)].sort_values("start"))
+            h = _unit_rows(hyp[(hyp.recording_id == rid) & (hyp.channel == ch)].sort_values("start"))
+            er = error_rate([u[0] for u in r], [u[0] for u in h])
+            lang = r[0][3]["language"] if r else "en"
+            errors[lang][0] += er["errors"]
+            errors[lang][1] += er["units"]
+            rec_err[0] += er["errors"]
+            rec_err[1] += er["units"]
+            matched = {}
+            for i, j in align_units([u[0] for u in r], [u[0] for u in h]):
+                matched[i] = j
+                if not r[i][3]["joined"]:
+                    starts.append(abs(h[j][1] - r[i][1]))
+                    ends.append(abs(h[j][2] - r[i][2]))
+            # listener tokens: the truth's backchannel utterances, unit by unit
+            for i, u in enumerate(r):
+                if u[3]["kind"] in ("bc", "bc_pause"):
+                    bc_total += 1
+                    bc_found += i in matched
+        per_rec[rid] = rec_err[0] / max(rec_err[1], 1)
+    pct = lambda xs, q: float(np.percentile(xs, q)) * 1000 if xs else float("nan")  # noqa: E731
+    return {
+        "wer_en": errors["en"][0] / max(errors["en"][1], 1), "cer_zh": errors["zh"][0] / max(errors["zh"][1], 1),
+        "matched_units": len(starts), "start_median_ms": pct(starts, 50), "end_median_ms": pct(ends, 50),
+        "start_p90_ms": pct(starts, 90), "end_p90_ms": pct(ends, 90),
+        "timed_share": float(((hyp.start.notna()) & (hyp.end.notna()) & (hyp.end >= hyp.start)).mean()) if len(hyp) else 1.0,
+        "interpolated_share": float(hyp.interpolated.mean()) if len(hyp) else 0.0,
+        "backchannel_recall": bc_found / max(bc_total, 1), "backchannel_units": bc_total,
+        "error_rate_by_recording": per_rec,
+    }

@@ -129,3 +129,18 @@ def event_rows(events: list[Event]) -> list[dict[str, Any]]:
         row["attributes"] = json.dumps(ev.attributes, sort_keys=True, ensure_ascii=False)
         rows.append(row)
     return rows
+
+
+def word_rows(recording: "Recording", words: list[dict], segment_ids: dict[tuple[int, float], str]) -> list[dict[str, Any]]:
+    """Table rows of one recording's words; `segment_ids` maps (channel, segment start) to its id."""
+    rows = []
+    counters: dict[int, int] = {}
+    for w in sorted(words, key=lambda w: (w["channel"], w["start"], w["end"])):
+        k = counters.get(w["channel"], 0)
+        counters[w["channel"]] = k + 1
+        rows.append(dict(recording_id=recording.recording_id, word_id=f"{recording.recording_id}_c{w['channel']}_w{k:05d}",
+                         segment_id=segment_ids.get((w["channel"], w.get("segment_start"))),
+                         channel=w["channel"], speaker_id=recording.speaker(w["channel"]), word=w["word"],
+                         start=w["start"], end=w["end"], score=float(w["score"]), language=w.get("language"),
+                         interpolated=bool(w["interpolated"]), source=w.get("source", "asr")))
+    return rows

@@ -1,5 +1,5 @@
-"""Run the stages over a corpus: discover -> ingest -> dedupe -> tracks -> vad -> crosstalk -> ipus
--> events -> samples, then tables, speaker-disjoint splits and shards.
+"""Run the stages over a corpus: discover -> ingest -> dedupe -> tracks -> decrosstalk -> vad ->
+crosstalk -> ipus -> asr -> events -> samples, then tables, speaker-disjoint splits and shards.
 
 Stages run on Ray Data (`executor="ray"`, default) or in this process (`executor="local"`, for
 debugging). Either way each (stage, recording) output is cached under OUT/cache with a key of the
@@ -21,9 +21,10 @@ import numpy as np
 from pipeline import contract
 from pipeline.config import Workflow, to_dict, workflow_from_dict
 from pipeline.inputs import Discovery, discover
-from pipeline.records import Quarantine, Recording, event_rows, segment_rows
+from pipeline.records import Quarantine, Recording, event_rows, segment_rows, word_rows
 from pipeline.splits import assign_splits
 from pipeline.stages.base import Stage, WorkItem, describe_failure
+from pipeline.stages.asr import AsrStage, load_words
 from pipeline.stages.crosstalk import CrosstalkStage
 from pipeline.stages.decrosstalk import DecrosstalkStage
 from pipeline.stages.events import EventsStage
@@ -36,7 +37,8 @@ from pipeline.storage import StageCache
 
 log = logging.getLogger("duplexcorpus")
 
-PROCESSING_STAGES: tuple[type[Stage], ...] = (TracksStage, DecrosstalkStage, VadStage, CrosstalkStage, IpuStage, EventsStage, SamplesStage)
+PROCESSING_STAGES: tuple[type[Stage], ...] = (TracksStage, DecrosstalkStage, VadStage, CrosstalkStage, IpuStage, AsrStage,
+                                              EventsStage, SamplesStage)
 Hook = Callable[[str, dict], None]  # (step name, details) progress callback, pyannote-style
 
 
@@ -210,19 +212,23 @@ def write_outputs(out: Path, items: list[WorkItem], quarantine: list[Quarantine]
 
     recordings = [Recording.from_dict(i.recording) for i in items]
     splits = assign_splits(recordings, workflow.split)
-    segments, events = [], []
-    for item in items:
-        segments += load_segments(item.path("ipus", "segments.json"))
+    segments, events, words = [], [], []
+    for item, rec in zip(items, recordings):
+        item_segments = load_segments(item.path("asr", "segments.json"))
+        segments += item_segments
+        ids = {(r["channel"], r["start"]): r["segment_id"] for r in segment_rows(item_segments)}
+        words += word_rows(rec, load_words(item.path("asr", "words.json")), ids)
         events += load_events(item.path("events", "events.json"))
         events += load_events(item.path("ipus", "crosstalk_events.json"))
     tables = out / "tables"
     rec_rows = [r.row(splits[r.recording_id]) for r in recordings]
     contract.write_table(tables / "recordings.parquet", "recordings", contract.to_table("recordings", rec_rows))
     contract.write_table(tables / "segments.parquet", "segments", contract.to_table("segments", segment_rows(segments)))
+    contract.write_table(tables / "words.parquet", "words", contract.to_table("words", words))
     contract.write_table(tables / "events.parquet", "events", contract.to_table("events", event_rows(events)))
     q_rows = [dataclasses.asdict(q) for q in sorted(quarantine, key=lambda q: (q.input, q.stage))]
     contract.write_table(tables / "quarantine.parquet", "quarantine", contract.to_table("quarantine", q_rows))
-    hook("tables", {"recordings": len(rec_rows), "segments": len(segments), "events": len(events),
+    hook("tables", {"recordings": len(rec_rows), "segments": len(segments), "words": len(words), "events": len(events),
                     "quarantined": len(q_rows)})
     shards = pack_shards(out / "shards", items, splits, workflow.shard.samples_per_shard)
     hook("shards", {"shards": len(shards)})

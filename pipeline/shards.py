@@ -37,12 +37,15 @@ def pack_shards(root: Path, items: list[WorkItem], splits: dict[str, str], per_s
                         sample = json.loads((base / f"w{k:04d}.json").read_text())
                         sample["split"] = split
                         contract.validate_sample(sample)
-                        sink.write({
+                        record = {
                             "__key__": key,
                             "flac": (base / f"w{k:04d}.flac").read_bytes(),
                             "labels.npy": (base / f"w{k:04d}.labels.npy").read_bytes(),
                             "json": json.dumps(sample, ensure_ascii=False, sort_keys=True).encode(),
-                        })
+                        }
+                        if (base / f"w{k:04d}.text.npy").exists():
+                            record["text.npy"] = (base / f"w{k:04d}.text.npy").read_bytes()
+                        sink.write(record)
                         members.append({"key": key, "duration": round(sample["window"]["end"] - sample["window"]["start"], 3)})
             written.append(name)
             index[name] = {"split": split, "samples": members}

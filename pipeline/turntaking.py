@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from pipeline.config import EventsConfig
+from pipeline.text import units
 from pipeline.records import Event, Segment
 
 EPS = 1e-6
@@ -88,7 +89,7 @@ def detect_events(segments: Iterable[Segment], cfg: EventsConfig) -> list[Event]
     rid = segs[0].recording_id
     ipus = [
         _Ipu(i, s.channel, s.start, s.end, s.confidence,
-             len(s.attributes["text"].split()) if s.attributes.get("text") else None)
+             len(units(s.attributes["text"])) if s.attributes.get("text") else None)
         for i, s in enumerate(segs)
     ]
     conf = {u.index: u.confidence for u in ipus}

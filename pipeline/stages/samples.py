@@ -16,6 +16,7 @@ import soundfile as sf
 from pipeline.audio import read_window
 from pipeline.contract import SCHEMA_VERSION
 from pipeline.records import Event, Segment, event_rows, segment_rows
+from pipeline.stages.asr import load_words
 from pipeline.stages.base import Stage, WorkItem
 from pipeline.stages.ipus import load_events, load_segments
 from pipeline.stages.tracks import tracks_path
@@ -69,6 +70,21 @@ def frame_labels(channels: int, start: float, end: float, segments: list[Segment
     return out
 
 
+def text_frames(channels: int, duration: float, words: list[dict], rate: float) -> np.ndarray:
+    """int32 [channels, frames]: k > 0 where the frame centre lies in words[k-1] (window-relative
+    times), 0 elsewhere — the word stream a duplex model's text channel is trained on."""
+    n = int(np.ceil(duration * rate))
+    centres = (np.arange(n) + 0.5) / rate
+    out = np.zeros((channels, n), np.int32)
+    for k, w in enumerate(words):
+        inside = (centres >= w["start"]) & (centres < w["end"])
+        if not inside.any():  # a word shorter than a frame still gets the frame it starts in
+            inside = np.zeros(n, bool)
+            inside[min(n - 1, int(w["start"] * rate))] = True
+        out[w["channel"], inside] = k + 1
+    return out
+
+
 def _relative(rows: list[dict], start: float, end: float) -> list[dict]:
     out = []
     for r in rows:
@@ -85,14 +101,15 @@ def _relative(rows: list[dict], start: float, end: float) -> list[dict]:
 
 class SamplesStage(Stage):
     name = "samples"
-    version = "1"
+    version = "2"
     config_section = "shard"
-    reads = ("tracks", "ipus", "events")
-    writes = ("windows.json", "wNNNN.flac", "wNNNN.labels.npy", "wNNNN.json")
+    reads = ("tracks", "ipus", "asr", "events")
+    writes = ("windows.json", "wNNNN.flac", "wNNNN.labels.npy", "wNNNN.text.npy", "wNNNN.json")
 
     def process(self, item: WorkItem, out_dir: Path) -> None:
         rec = item.rec()
-        segments = load_segments(item.path("ipus", "segments.json"))
+        segments = load_segments(item.path("asr", "segments.json"))
+        words = sorted(load_words(item.path("asr", "words.json")), key=lambda w: (w["channel"], w["start"]))
         events = load_events(item.path("events", "events.json")) + load_events(item.path("ipus", "crosstalk_events.json"))
         windows = choose_windows(rec.duration, segments, self.cfg.max_window, self.cfg.min_window)
         seg_rows = segment_rows(segments)
@@ -106,6 +123,14 @@ class SamplesStage(Stage):
             (out_dir / f"w{k:04d}.flac").write_bytes(buf.getvalue())
             labels = frame_labels(rec.num_channels, start, end, segments, events, self.cfg.frame_rate)
             np.save(out_dir / f"w{k:04d}.labels.npy", labels)
+            window_words = [dict(channel=w["channel"], word=w["word"], start=round(max(w["start"], start) - start, 3),
+                                 end=round(min(w["end"], end) - start, 3), score=round(float(w["score"]), 4),
+                                 language=w.get("language"), interpolated=bool(w["interpolated"]),
+                                 source=w.get("source", "asr"))
+                            for w in words if w["end"] > start and w["start"] < end]
+            if self.cfg.text_frames:
+                text = text_frames(rec.num_channels, end - start, window_words, self.cfg.frame_rate)
+                np.save(out_dir / f"w{k:04d}.text.npy", text)
             channels = [dict(channel=c.channel, speaker_id=c.speaker_id, gender=c.gender, age_group=c.age_group,
                              accent=c.accent, language=c.language) for c in rec.channels]
             sample = {
@@ -120,9 +145,12 @@ class SamplesStage(Stage):
                              "device": rec.device, "source_sha256": rec.sha256},
                 "segments": [{k_: v for k_, v in r.items() if k_ not in ("recording_id", "attributes", "crosstalk_suppressed")}
                              for r in _relative(seg_rows, start, end)],
+                "words": window_words,
                 "events": [{k_: v for k_, v in r.items() if k_ != "recording_id"} for r in _relative(ev_rows, start, end)],
                 "frame_labels": {"frame_rate": self.cfg.frame_rate, "names": list(LABELS), "shape": list(labels.shape)},
             }
+            if self.cfg.text_frames:
+                sample["text_frames"] = {"frame_rate": self.cfg.frame_rate, "shape": list(text.shape)}
             write_json(out_dir / f"w{k:04d}.json", sample)
             names.append(key)
         write_json(out_dir / "windows.json", {"keys": names, "windows": windows})

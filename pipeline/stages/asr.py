@@ -1,0 +1,432 @@
+"""Words per channel: batched Whisper over each channel's own speech, word/character timings.
+
+1. **Clips.** A channel's IPUs (the spine's crosstalk-aware speech) are grouped into clips of up
+   to `max_clip` s read from the leak-cancelled 16 kHz analysis track; audio outside the IPUs (plus
+   `pad`) is zeroed, so the other speaker's leak and silent stretches never reach the decoder.
+   IPUs shorter than `short_ipu` (listener tokens: "mm-hmm", "嗯") are decoded alone with a
+   disfluent prompt, because Whisper drops them inside longer context.
+2. **Batch.** Clips from every channel of every recording in the batch go through the engine
+   together (`pipeline/whisper.py`): one encoder pass per batch, recognition, then cross-attention
+   alignment of the same encoder output. Only `batch_size` clips are in memory at a time.
+3. **Given transcripts** (STM/TextGrid/JSON/CSV, `pipeline/transcripts.py`) are aligned instead of
+   recognised; with `compare_transcripts` the clips are also recognised and the WER/CER between the
+   two is recorded per utterance as a quality signal.
+4. **Gates.** A clip is dropped when Whisper says no speech (`no_speech_prob` high and mean
+   log-probability low), when its whole text is a known hallucination phrase, and a repetition
+   loop is cut after its first occurrence. Everything dropped is written to `dropped.json` with
+   its reason.
+5. **Timing.** Each word is kept inside its IPU, its start snapped forward to the first 8 ms frame
+   above the channel's noise floor (cross-attention starts absorb the preceding pause) and its end
+   back to the last loud frame. Words the aligner could not place (collapsed to < `min_word`, or
+   unplaced by a CTC aligner) are spread over the gap between their neighbours in proportion to
+   their length and flagged `interpolated`. No word is left without a time; each has a score.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.audio import frame_energy_db, read_window
+from pipeline.records import Segment
+from pipeline.stages.base import Rejected, Resources, Stage, WorkItem
+from pipeline.stages.decrosstalk import analysis_path
+from pipeline.stages.ipus import load_segments
+from pipeline.storage import write_json
+from pipeline.text import hallucination_phrase, is_cjk, repetition_loop, to_simplified, units, error_rate
+from pipeline.transcripts import TranscriptError, Utterance, find_transcript, read_transcript
+
+RATE = 16_000
+HOP_S = 0.008
+
+
+@dataclass
+class ClipPlan:
+    item: int  # index of the recording in the batch
+    channel: int
+    start: float  # recording time of the clip's first sample
+    end: float
+    spans: list[tuple[float, float]]  # IPUs (recording time) the clip covers
+    language: str | None
+    prompt: str | None
+    text: str | None = None  # a given transcript to align
+    role: str = "asr"  # asr | transcript | compare
+    utterance: int | None = None
+
+
+@dataclass
+class ItemState:
+    item: WorkItem
+    out_dir: Path
+    segments: list[Segment]
+    utterances: list[Utterance] = field(default_factory=list)
+    words: list[dict] = field(default_factory=list)
+    clips: list[dict] = field(default_factory=list)
+    dropped: list[dict] = field(default_factory=list)
+    compared: list[dict] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+# ------------------------------------------------------------------------------------ planning
+def group_ipus(spans: list[tuple[float, float]], max_clip: float, short_ipu: float, pad: float
+               ) -> list[tuple[list[tuple[float, float]], bool]]:
+    """Consecutive IPUs of one channel grouped into clips of at most `max_clip` s; short IPUs
+    alone (flag True). IPUs longer than a clip are cut into clip-sized pieces."""
+    groups: list[tuple[list[tuple[float, float]], bool]] = []
+    current: list[tuple[float, float]] = []
+    for s, e in spans:
+        if e - s < short_ipu:
+            groups.append(([(s, e)], True))
+            continue
+        pieces = [(a, min(a + max_clip - 2 * pad, e)) for a in np.arange(s, e, max_clip - 2 * pad)]
+        for a, b in pieces:
+            if current and b - current[0][0] + 2 * pad > max_clip:
+                groups.append((current, False))
+                current = []
+            current.append((float(a), float(b)))
+    if current:
+        groups.append((current, False))
+    return sorted(groups, key=lambda g: g[0][0][0])
+
+
+def clip_audio(path: str, channel: int, plan: ClipPlan, pad: float, duration: float,
+               context: float = 1.0) -> tuple[np.ndarray, float]:
+    """The clip's audio with everything outside its IPUs zeroed, and the channel's noise floor
+    (dB, 10th percentile of 8 ms frames over the clip plus `context` s either side: a conversation
+    channel is silent while the other speaker talks, so this sees the floor)."""
+    start, end = max(0.0, plan.start), min(duration, plan.end)
+    c0, c1 = max(0.0, start - context), min(duration, end + context)
+    audio, sr = read_window(path, c0, c1)
+    raw = audio[channel].astype(np.float32)
+    energy = frame_energy_db(raw[None, :], int(HOP_S * sr))[0]
+    floor = float(np.percentile(energy, 10)) if len(energy) else -100.0
+    x = raw[int(round((start - c0) * sr)): int(round((start - c0) * sr)) + int(round((end - start) * sr))].copy()
+    keep = np.zeros(len(x), bool)
+    for s, e in plan.spans:
+        keep[max(0, int((s - pad - start) * sr)): max(0, int((e + pad - start) * sr))] = True
+    x[~keep] = 0.0
+    return x, floor
+
+
+# ------------------------------------------------------------------------------------ timing
+def place_words(words: list[dict], spans: list[tuple[float, float]], energy: np.ndarray, t0: float,
+                loud_thr: float, min_word: float) -> list[dict]:
+    """Keep each word inside its IPU, snap it to the loud frames, interpolate what is unplaced."""
+    spans = sorted(spans)
+    placed = []
+    for w in words:
+        s, e = w["start"], w["end"]
+        if s is not None and e is not None and e > s:
+            span = max(spans, key=lambda sp: (min(sp[1], e) - max(sp[0], s), -abs(sp[0] - s)))
+            s, e = min(max(s, span[0]), span[1]), min(max(e, span[0]), span[1])
+            i0, i1 = int((s - t0) / HOP_S), int(np.ceil((e - t0) / HOP_S))
+            loud = np.flatnonzero(energy[max(0, i0): max(0, i1)] >= loud_thr)
+            if len(loud):
+                s = max(s, t0 + (max(0, i0) + loud[0]) * HOP_S)
+                e = min(e, t0 + (max(0, i0) + loud[-1] + 1) * HOP_S)
+        ok = s is not None and e is not None and e - s >= min_word
+        placed.append(dict(w, start=s if ok else None, end=e if ok else None, interpolated=not ok))
+    # keep order: a word starts no earlier than the previous one ended
+    last_end = None
+    for w in placed:
+        if w["start"] is None:
+            continue
+        if last_end is not None and w["start"] < last_end:
+            w["start"] = last_end
+            if w["end"] - w["start"] < min_word:
+                w.update(start=None, end=None, interpolated=True)
+                continue
+        last_end = w["end"]
+    extend_ends(placed, spans, energy >= loud_thr, t0)
+    snap_joins(placed, energy, t0)
+    return interpolate(placed, spans)
+
+
+def snap_joins(words: list[dict], energy: np.ndarray, t0: float, reach: float = 0.06) -> None:
+    """Where two words touch (connected speech), move their shared boundary to the energy dip
+    within `reach` of it: cross-attention boundaries sit on 20 ms steps and lean early."""
+    timed = [w for w in words if w["start"] is not None]
+    k = int(round(reach / HOP_S))
+    for a, b in zip(timed[:-1], timed[1:]):
+        if abs(b["start"] - a["end"]) > HOP_S:
+            continue
+        i = int(round((a["end"] - t0) / HOP_S))
+        lo, hi = max(i - k, int(round((a["start"] - t0) / HOP_S)) + 1), min(i + k, int(round((b["end"] - t0) / HOP_S)) - 1)
+        if hi <= lo or hi > len(energy):
+            continue
+        j = lo + int(np.argmin(energy[lo:hi]))
+        a["end"] = b["start"] = t0 + j * HOP_S
+
+
+def extend_ends(words: list[dict], spans: list[tuple[float, float]], loud: np.ndarray, t0: float,
+                max_quiet: float = 0.06) -> None:
+    """Cross-attention ends come early (the alignment hops to the next token at its onset). Carry
+    each end forward through the speech that follows it, up to the next word's start or the IPU's
+    end, stopping at the first quiet stretch longer than `max_quiet` (a real pause)."""
+    timed = [w for w in words if w["start"] is not None]
+    for k, w in enumerate(timed):
+        span_end = min((e for s, e in spans if s - 1e-6 <= w["start"] <= e + 1e-6), default=w["end"])
+        limit = min(timed[k + 1]["start"], span_end) if k + 1 < len(timed) else span_end
+        j, stop = int(round((w["end"] - t0) / HOP_S)), int(round((limit - t0) / HOP_S))
+        quiet, last_loud = 0, j
+        while j < min(stop, len(loud)):
+            if loud[j]:
+                quiet, last_loud = 0, j + 1
+            else:
+                quiet += 1
+                if quiet * HOP_S > max_quiet:
+                    break
+            j += 1
+        w["end"] = max(w["end"], min(limit, t0 + last_loud * HOP_S))
+
+
+def interpolate(words: list[dict], spans: list[tuple[float, float]]) -> list[dict]:
+    """Give runs of unplaced words the time between their placed neighbours (or the IPU edges), in
+    proportion to their length in characters."""
+    n = len(words)
+    i = 0
+    while i < n:
+        if words[i]["start"] is not None:
+            i += 1
+            continue
+        j = i
+        while j < n and words[j]["start"] is None:
+            j += 1
+        left = words[i - 1]["end"] if i > 0 else spans[0][0]
+        right = words[j]["start"] if j < n else spans[-1][1]
+        if i == 0 and j < n:  # leading run: the IPU that holds the next placed word
+            left = max((sp[0] for sp in spans if sp[0] <= right), default=spans[0][0])
+        if j == n and i > 0:  # trailing run: to the end of the IPU of the previous word
+            right = min((sp[1] for sp in spans if sp[1] >= left), default=spans[-1][1])
+        right = max(right, left + 0.01 * (j - i))
+        weights = np.array([max(1, len(words[k]["word"])) for k in range(i, j)], float)
+        edges = left + (right - left) * np.concatenate([[0], np.cumsum(weights) / weights.sum()])
+        for k, (a, b) in zip(range(i, j), zip(edges[:-1], edges[1:])):
+            words[k].update(start=float(a), end=float(b), interpolated=True)
+        i = j
+    return words
+
+
+def join_units(words: list[str]) -> str:
+    out = ""
+    for w in words:
+        out += w if (out and (is_cjk(w[:1]) or is_cjk(out[-1:]))) or not out else " " + w
+    return out
+
+
+# -------------------------------------------------------------------------------------- stage
+class AsrStage(Stage):
+    name = "asr"
+    version = "5"
+    config_section = "asr"
+    reads = ("decrosstalk", "ipus")
+    writes = ("segments.json", "words.json", "dropped.json", "clips.json")
+    resources = Resources(cpus=1.0)
+    uses_model = True
+
+    def setup(self) -> None:
+        self.engine = None
+        self.aligner = None
+        if not self.cfg.enabled:
+            return
+        from pipeline.stages.vad import resolve_device
+        from pipeline.whisper import WhisperEngine
+
+        device = resolve_device(self.cfg.device)
+        compute = self.cfg.compute_type if self.cfg.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
+        self.device = device
+        self.engine = WhisperEngine(self.cfg.model, device, compute, self.cfg.threads, self.cfg.languages,
+                                    self.cfg.beam_size)
+
+    def cache_key(self, item: WorkItem) -> str:
+        # a given transcript is an input: its content is part of the key
+        key = super().cache_key(item)
+        if item.recording and self.cfg.enabled:
+            path = find_transcript(item.rec(), self.cfg.transcripts)
+            if path is not None:
+                from pipeline.storage import file_sha256, stable_hash
+
+                key = stable_hash(key, str(path), file_sha256(path))
+        return key
+
+    # -- the batch --------------------------------------------------------------------------------
+    def process_batch(self, items: list[WorkItem], out_dirs: list[Path]) -> list[BaseException | None]:
+        states = []
+        for item, out in zip(items, out_dirs):
+            st = ItemState(item, out, load_segments(item.path("ipus", "segments.json")))
+            if self.cfg.enabled:
+                try:
+                    path = find_transcript(item.rec(), self.cfg.transcripts)
+                    if path is not None:
+                        st.utterances = read_transcript(path, item.rec())
+                except TranscriptError as err:
+                    st.error = Rejected("bad_transcript", str(err))
+            states.append(st)
+        plans = []
+        for k, st in enumerate(states):
+            if st.error is None and self.cfg.enabled:
+                try:
+                    plans += self.plan(k, st)
+                except Rejected as err:
+                    st.error = err
+        # clips of one language together (alignment runs per language), long ones first
+        plans.sort(key=lambda p: (p.language or "~", p.prompt or "", p.role, -(p.end - p.start)))
+        for i in range(0, len(plans), self.cfg.batch_size):
+            batch = plans[i: i + self.cfg.batch_size]
+            live = [p for p in batch if states[p.item].error is None]
+            try:
+                self.run_clips(live, states)
+            except Exception as err:  # noqa: BLE001 - the recordings of a failed batch say why
+                for p in live:
+                    states[p.item].error = err
+        errors: list[BaseException | None] = []
+        for st in states:
+            if st.error is None:
+                try:
+                    self.write(st)
+                except Exception as err:  # noqa: BLE001
+                    st.error = err
+            errors.append(st.error)
+        return errors
+
+    def language_of(self, st: ItemState, channel: int) -> str | None:
+        rec = st.item.rec()
+        lang = self.cfg.language or rec.channels[channel].language or rec.language
+        return lang if lang in self.cfg.languages else None
+
+    def prompt(self, language: str | None, short: bool) -> str | None:
+        if language is None:
+            return None
+        text = getattr(self.cfg, f"{'filler_' if short else ''}prompt_{language}", "")
+        return text or None
+
+    def plan(self, k: int, st: ItemState) -> list[ClipPlan]:
+        cfg = self.cfg
+        plans = []
+        by_channel: dict[int, list[tuple[float, float]]] = {}
+        for seg in st.segments:
+            by_channel.setdefault(seg.channel, []).append((seg.start, seg.end))
+        if st.utterances:  # align the given text; optionally recognise the same audio to compare
+            for u_idx, u in enumerate(st.utterances):
+                spans = [(max(s, u.start - cfg.pad), min(e, u.end + cfg.pad)) for s, e in by_channel.get(u.channel, [])
+                         if s < u.end + cfg.pad and e > u.start - cfg.pad] or [(u.start, u.end)]
+                start, end = min(s for s, _ in spans) - cfg.pad, max(e for _, e in spans) + cfg.pad
+                if end - start > 30.0:
+                    raise Rejected("bad_transcript", f"utterance at {u.start:.2f} s on channel {u.channel} is "
+                                                     f"{end - start:.1f} s long; split it under 30 s")
+                lang = self.language_of(st, u.channel)
+                plans.append(ClipPlan(k, u.channel, start, end, spans, lang, None, u.text, "transcript", u_idx))
+                if cfg.compare_transcripts:
+                    plans.append(ClipPlan(k, u.channel, start, end, spans, lang, self.prompt(lang, False),
+                                          None, "compare", u_idx))
+            return plans
+        for channel, spans in sorted(by_channel.items()):
+            lang = self.language_of(st, channel)
+            for group, short in group_ipus(spans, cfg.max_clip, cfg.short_ipu, cfg.pad):
+                plans.append(ClipPlan(k, channel, group[0][0] - cfg.pad, group[-1][1] + cfg.pad, group, lang,
+                                      self.prompt(lang, short)))
+        return plans
+
+    def run_clips(self, plans: list[ClipPlan], states: list[ItemState]) -> None:
+        from pipeline.whisper import Clip
+
+        audios, floors = [], []
+        for p in plans:
+            rec = states[p.item].item.rec()
+            audio, floor = clip_audio(analysis_path(states[p.item].item), p.channel, p, self.cfg.pad, rec.duration)
+            audios.append(audio)
+            floors.append(floor)
+        decoded = self.engine.run([Clip(a, p.language, p.prompt, p.text) for a, p in zip(audios, plans)])
+        for p, audio, floor, d in zip(plans, audios, floors, decoded):
+            st = states[p.item]
+            t0 = max(0.0, p.start)
+            energy = frame_energy_db(audio[None, :], int(HOP_S * RATE))[0]
+            text = to_simplified(d.text) if d.language == "zh" else d.text
+            clip_info = dict(channel=p.channel, start=round(t0, 3), end=round(p.end, 3), role=p.role,
+                             language=d.language, language_probability=round(d.language_probability, 3),
+                             avg_logprob=round(d.avg_logprob, 3), no_speech_prob=round(d.no_speech_prob, 3),
+                             prompt=p.prompt, text=text)
+            st.clips.append(clip_info)
+            if p.role == "compare":
+                ref = st.utterances[p.utterance].text
+                st.compared.append(dict(utterance=p.utterance, channel=p.channel, start=t0, asr_text=text,
+                                        given_text=ref, **error_rate(ref, text)))
+                continue
+            words = [dict(word=to_simplified(w.word) if d.language == "zh" else w.word, start=t0 + w.start,
+                          end=t0 + w.end, score=round(w.probability, 4)) for w in d.words]
+            if p.role == "asr":
+                words = self.gate(st, p, d, text, words)
+            if not words:
+                continue
+            words = place_words(words, p.spans, energy, t0, floor + self.cfg.snap_floor_db, self.cfg.min_word)
+            for w in words:
+                st.words.append(dict(channel=p.channel, language=d.language, source="transcript" if p.text else "asr",
+                                     word=w["word"], start=round(w["start"], 3), end=round(w["end"], 3),
+                                     score=w["score"], interpolated=bool(w["interpolated"])))
+
+    def gate(self, st: ItemState, p: ClipPlan, d, text: str, words: list[dict]) -> list[dict]:
+        """Drop what Whisper says without speech behind it; record every drop with its reason."""
+        cfg = self.cfg
+        speech = sum(e - s for s, e in p.spans)
+
+        def drop(reason: str, dropped_words: list[dict], **details) -> None:
+            st.dropped.append(dict(channel=p.channel, start=round(max(0.0, p.start), 3), end=round(p.end, 3),
+                                   reason=reason, text=join_units([w["word"] for w in dropped_words]) or text,
+                                   no_speech_prob=round(d.no_speech_prob, 3), avg_logprob=round(d.avg_logprob, 3),
+                                   **details))
+
+        if not text.strip():
+            return []
+        if d.no_speech_prob > cfg.no_speech_threshold and d.avg_logprob < cfg.logprob_threshold:
+            drop("no_speech", words)
+            return []
+        weak = speech < cfg.weak_clip or d.avg_logprob < cfg.logprob_threshold
+        phrase = hallucination_phrase(text, d.language, weak)
+        if phrase is not None:
+            drop("hallucination_phrase", words, phrase=phrase)
+            return []
+        tokens = [units(w["word"])[0] if units(w["word"]) else w["word"] for w in words]
+        loop = repetition_loop(tokens)
+        if loop is not None:
+            start, n = loop
+            keep = start + n
+            drop("repetition_loop", words[keep:], ngram=" ".join(tokens[start:start + n]))
+            words = words[:keep]
+        return words
+
+    # -- outputs ----------------------------------------------------------------------------------
+    def write(self, st: ItemState) -> None:
+        words = sorted(st.words, key=lambda w: (w["channel"], w["start"]))
+        segments = []
+        for seg in st.segments:
+            inside = [w for w in words if w["channel"] == seg.channel and seg.start - 1e-3 <= (w["start"] + w["end"]) / 2 <= seg.end + 1e-3]
+            for w in inside:
+                w["segment_start"] = seg.start
+            attrs = dict(seg.attributes)
+            if self.cfg.enabled:
+                attrs["text"] = join_units([w["word"] for w in inside])
+                attrs["words"] = len(inside)
+                if inside:
+                    attrs["language"] = max({w["language"] for w in inside},
+                                            key=lambda lang: sum(w["language"] == lang for w in inside))
+                    attrs["asr_score"] = round(float(np.mean([w["score"] for w in inside])), 4)
+            segments.append(dataclasses.replace(seg, attributes=attrs))
+        for w in words:  # a word outside every IPU (given text beyond VAD): its nearest IPU
+            if "segment_start" not in w:
+                same = [s for s in st.segments if s.channel == w["channel"]]
+                w["segment_start"] = min(same, key=lambda s: abs(s.start - w["start"])).start if same else None
+        if st.compared:
+            summary = error_rate(" ".join(c["given_text"] for c in st.compared),
+                                 " ".join(c["asr_text"] for c in st.compared))
+            write_json(st.out_dir / "transcript_check.json", {"summary": summary, "utterances": st.compared})
+        write_json(st.out_dir / "segments.json", [s.__dict__ for s in segments])
+        write_json(st.out_dir / "words.json", words)
+        write_json(st.out_dir / "dropped.json", st.dropped)
+        write_json(st.out_dir / "clips.json", st.clips)
+
+
+def load_words(path: Path) -> list[dict]:
+    return json.loads(Path(path).read_text())
