@@ -91,5 +91,23 @@ def validate(out):
     sys.exit(1 if problems else 0)
 
 
+@main.group()
+def export() -> None:
+    """Write a finished run in another trainer's layout."""
+
+
+@export.command("moshi")
+@click.argument("out", type=click.Path(exists=True))
+@click.option("--to", "to", required=True, type=click.Path(), help="Destination folder.")
+@click.option("--assistant-channel", type=click.IntRange(0, 1), default=0, show_default=True,
+              help="The channel that plays Moshi (left, SPEAKER_MAIN); the other is the user.")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default=None, help="Only this split.")
+def export_moshi_cmd(out, to, assistant_channel, split):
+    """moshi-finetune layout: stereo wav + alignments json per conversation, manifest.jsonl."""
+    from pipeline.export_moshi import export_moshi
+
+    click.echo(json.dumps(export_moshi(Path(out), Path(to), assistant_channel, split)))
+
+
 if __name__ == "__main__":
     main()

@@ -234,5 +234,7 @@ def write_outputs(out: Path, items: list[WorkItem], quarantine: list[Quarantine]
     hook("shards", {"shards": len(shards)})
     from pipeline.storage import write_json
 
-    write_json(out / "stats.json", corpus_stats(rec_rows, segments, events, q_rows))
+    write_json(out / "stats.json", corpus_stats(rec_rows, segments, events, q_rows, words))
+    # where each recording's stage outputs live (exports read audio from here)
+    write_json(out / "outputs.json", {i.recording_id: i.outputs for i in items})
     return shards

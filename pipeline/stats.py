@@ -16,7 +16,8 @@ def _summary(values: list[float]) -> dict[str, float]:
             "p10": round(float(np.percentile(arr, 10)), 3), "p90": round(float(np.percentile(arr, 90)), 3)}
 
 
-def corpus_stats(recordings: list[dict], segments: list[Segment], events: list[Event], quarantine: list[dict]) -> dict:
+def corpus_stats(recordings: list[dict], segments: list[Segment], events: list[Event], quarantine: list[dict],
+                 words: list[dict] | None = None) -> dict:
     hours = defaultdict(float)
     speakers = defaultdict(set)
     for r in recordings:
@@ -42,4 +43,11 @@ def corpus_stats(recordings: list[dict], segments: list[Segment], events: list[E
         "pause_s": _summary([e.end - e.start for e in events if e.type == "pause"]),
         "interruptions_successful": sum(1 for e in events if e.type == "interruption" and e.attributes.get("successful")),
         "quarantined": dict(sorted(Counter(q["reason_code"] for q in quarantine).items())),
+        "words": {
+            "count": len(words or []),
+            "by_language": dict(sorted(Counter(w["language"] or "unknown" for w in words or []).items())),
+            "interpolated": sum(1 for w in words or [] if w["interpolated"]),
+            "mean_score": round(float(np.mean([w["score"] for w in words])), 4) if words else None,
+            "per_minute_of_speech": round(len(words or []) / max(speech / 60, 1e-9), 2),
+        },
     }
