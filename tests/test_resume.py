@@ -31,7 +31,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(sample_run, tmp_path):
     resumed = _cli(out)
     output = resumed.communicate(timeout=600)[0].decode()
     assert resumed.returncode == 0, output
-    for table in ("recordings", "segments", "events", "quarantine"):
+    for table in ("recordings", "segments", "words", "events", "quarantine"):
         a = pd.read_parquet(sample_run.out / "tables" / f"{table}.parquet")
         b = pd.read_parquet(out / "tables" / f"{table}.parquet")
         if table == "quarantine":
