@@ -135,3 +135,13 @@ def repetition_loop(tokens: list[str], max_ngram: int = 4, min_repeats: int = 4)
             if reps >= min_repeats:
                 return i, n
     return None
+
+
+def join_text(words: list[str]) -> str:
+    """Words back into text: spaces between Latin words, none around CJK characters."""
+    out = ""
+    for w in words:
+        if out and not (is_cjk(w[:1]) or is_cjk(out[-1:])):
+            out += " "
+        out += w
+    return out

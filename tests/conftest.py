@@ -17,7 +17,7 @@ REALDATA = ROOT.parent / "shared" / "realdata"
 quiet_environment()
 
 
-def realdata(*parts: str) -> Path:
+def realdata(*parts: str) -> Path:  # noqa: D103
     path = REALDATA.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"{path} not present (evaluation recordings live in ../shared/realdata)")

@@ -36,7 +36,7 @@ from pipeline.stages.base import Rejected, Resources, Stage, WorkItem
 from pipeline.stages.decrosstalk import analysis_path
 from pipeline.stages.ipus import load_segments
 from pipeline.storage import write_json
-from pipeline.text import hallucination_phrase, is_cjk, repetition_loop, to_simplified, units, error_rate
+from pipeline.text import error_rate, hallucination_phrase, join_text, repetition_loop, to_simplified, units
 from pipeline.transcripts import TranscriptError, Utterance, find_transcript, read_transcript
 
 RATE = 16_000
@@ -210,13 +210,6 @@ def interpolate(words: list[dict], spans: list[tuple[float, float]]) -> list[dic
     return words
 
 
-def join_units(words: list[str]) -> str:
-    out = ""
-    for w in words:
-        out += w if (out and (is_cjk(w[:1]) or is_cjk(out[-1:]))) or not out else " " + w
-    return out
-
-
 # -------------------------------------------------------------------------------------- stage
 class AsrStage(Stage):
     name = "asr"
@@ -374,7 +367,7 @@ class AsrStage(Stage):
 
         def drop(reason: str, dropped_words: list[dict], **details) -> None:
             st.dropped.append(dict(channel=p.channel, start=round(max(0.0, p.start), 3), end=round(p.end, 3),
-                                   reason=reason, text=join_units([w["word"] for w in dropped_words]) or text,
+                                   reason=reason, text=join_text([w["word"] for w in dropped_words]) or text,
                                    no_speech_prob=round(d.no_speech_prob, 3), avg_logprob=round(d.avg_logprob, 3),
                                    **details))
 
@@ -407,7 +400,7 @@ class AsrStage(Stage):
                 w["segment_start"] = seg.start
             attrs = dict(seg.attributes)
             if self.cfg.enabled:
-                attrs["text"] = join_units([w["word"] for w in inside])
+                attrs["text"] = join_text([w["word"] for w in inside])
                 attrs["words"] = len(inside)
                 if inside:
                     attrs["language"] = max({w["language"] for w in inside},

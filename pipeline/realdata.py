@@ -1,0 +1,68 @@
+"""The ../shared/realdata items that carry a transcript, as a small ASR evaluation set.
+
+Each item: the audio path, its language, the reference text and what kind of reference it is
+(human or silver = another recogniser's output). The audio is read where it lies (licences differ:
+never copied into the project).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RealItem:
+    name: str
+    audio: Path
+    language: str
+    reference: str
+    kind: str  # human | silver
+
+
+def _kaldi_text(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            key, _, text = line.partition(" ")
+            out[key] = text.strip()
+    return out
+
+
+def asr_items(root: Path) -> list[RealItem]:
+    items = []
+    libri = root / "en_read_librispeech_1995-1837-0001"
+    if libri.exists():
+        items.append(RealItem("librispeech_1995-1837-0001", libri / "1995-1837-0001.wav", "en",
+                              _kaldi_text(libri / "text")["1995-1837-0001"], "human"))
+    pyannote = root / "en_tel_pyannote_sample"
+    if pyannote.exists():
+        lines = [line.split(maxsplit=5) for line in (pyannote / "sample.stm").read_text().splitlines() if line.strip()]
+        text = " ".join(parts[5] for parts in sorted((p for p in lines if len(p) == 6), key=lambda p: float(p[3])))
+        items.append(RealItem("pyannote_telephone_call", pyannote / "sample.wav", "en", text, "human"))
+    aishell = root / "zh_read_aishell1_BAC009S0724W0121"
+    if aishell.exists():
+        items.append(RealItem("aishell1_BAC009S0724W0121", aishell / "BAC009S0724W0121.wav", "zh",
+                              _kaldi_text(aishell / "text")["BAC009S0724W0121"], "human"))
+    funasr = root / "zh_read_funasr_asr_example"
+    if funasr.exists():
+        items.append(RealItem("funasr_asr_example_zh", funasr / "asr_example_zh.wav", "zh",
+                              _kaldi_text(funasr / "text")["asr_example_zh"], "human"))
+    silver = root / "zh_funasr_paraformer_examples_silver"
+    if silver.exists():
+        texts = _kaldi_text(silver / "text.paraformer_asr_silver")
+        for key in sorted(texts):
+            items.append(RealItem(f"funasr_paraformer_{key}", silver / f"{key}.wav", "zh", texts[key], "silver"))
+    return items
+
+
+def stage_items(items: list[RealItem], folder: Path) -> Path:
+    """Symlink the items into one input folder with a metadata.csv that gives their languages."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = ["recording_id,channel,speaker_id,language"]
+    for it in items:
+        link = folder / f"{it.name}{it.audio.suffix}"
+        if not link.exists():
+            link.symlink_to(it.audio.resolve())
+        rows.append(f"{it.name},0,{it.name}_spk,{it.language}")
+    (folder / "metadata.csv").write_text("\n".join(rows) + "\n")
+    return folder
