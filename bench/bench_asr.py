@@ -94,7 +94,8 @@ def throughput() -> None:
         stereo, sr = sf.read(Path(outputs[rid]["decrosstalk"]) / "analysis.flac", dtype="float32")
         lang = "zh" if rid.startswith("zh") else "en"
         for ch in range(2):
-            result = wx.transcribe(stereo[:, ch].copy(), batch_size=8, language=lang)
+            # task given explicitly: whisperx 3.8.6 otherwise re-reads it as a token id when the language changes
+            result = wx.transcribe(stereo[:, ch].copy(), batch_size=8, language=lang, task="transcribe")
             for seg in result["segments"]:
                 a, b = int(seg["start"] * sr), int(seg["end"] * sr)
                 d = aligner.run([Clip(stereo[a:b, ch].copy(), lang, None, seg["text"])])[0]

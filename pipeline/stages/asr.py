@@ -17,9 +17,11 @@
    its reason.
 5. **Timing.** Each word is kept inside its IPU, its start snapped forward to the first 8 ms frame
    above the channel's noise floor (cross-attention starts absorb the preceding pause) and its end
-   back to the last loud frame. Words the aligner could not place (collapsed to < `min_word`, or
-   unplaced by a CTC aligner) are spread over the gap between their neighbours in proportion to
-   their length and flagged `interpolated`. No word is left without a time; each has a score.
+   back to the last loud frame; where two words touch, their shared boundary moves to the energy
+   dip nearby (cross-attention boundaries sit on 20 ms steps and lean early). Words the aligner
+   could not place (collapsed to < `min_word`) are spread over the gap between their neighbours in
+   proportion to their length and flagged `interpolated`. No word is left without a time; each
+   has a score.
 """
 from __future__ import annotations
 
@@ -222,7 +224,6 @@ class AsrStage(Stage):
 
     def setup(self) -> None:
         self.engine = None
-        self.aligner = None
         if not self.cfg.enabled:
             return
         from pipeline.stages.vad import resolve_device
