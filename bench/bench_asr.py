@@ -126,6 +126,8 @@ def throughput() -> None:
         print(f"{name:28s} {sec:8.1f} {audio_s / sec:11.1f} {sc['wer_en']:7.3f} {sc['cer_zh']:7.3f} "
               f"{sc['start_median_ms']:8.1f} {sc['end_median_ms']:7.1f} {sc['backchannel_recall']:9.2f}")
     print(f"speed-up (whisperx time / ours): {baseline / ours:.2f}x")
+    print("error rate by recording (ours / whisperx):",
+          {r: f"{s_ours['error_rate_by_recording'][r]:.3f} / {s_base['error_rate_by_recording'][r]:.3f}" for r in two})
     _ = (np, units)
 
 

@@ -90,6 +90,7 @@ class AsrConfig:
     language: str | None = None  # force one; None: channel/recording metadata, else detect per clip
     max_clip: float = 28.0  # IPUs of one channel are grouped into clips up to this long
     pad: float = 0.15  # audio kept around each IPU inside a clip (the rest is zeroed)
+    pack_gap: float = 0.3  # IPUs are laid end to end in a clip with this much silence between them
     short_ipu: float = 1.0  # shorter IPUs (listener tokens) are decoded alone, with the filler prompt
     prompt_en: str = ""
     prompt_zh: str = "以下是普通话的对话。"  # also steers Whisper to simplified characters

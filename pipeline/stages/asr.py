@@ -57,6 +57,32 @@ class ClipPlan:
     text: str | None = None  # a given transcript to align
     role: str = "asr"  # asr | transcript | compare
     utterance: int | None = None
+    packed: bool = False  # IPUs laid end to end with `gap` s of silence (else their real positions)
+
+    def layout(self, pad: float, gap: float) -> list[tuple[float, float, float]]:
+        """(clip offset, recording start, recording end) of each piece of the clip's audio."""
+        if not self.packed:
+            return [(0.0, max(0.0, self.start), self.end)]
+        pieces, offset = [], 0.0
+        for s, e in self.spans:
+            a, b = max(0.0, s - pad), e + pad
+            pieces.append((offset, a, b))
+            offset += (b - a) + gap
+        return pieces
+
+    def to_clip_spans(self, pad: float, gap: float) -> list[tuple[float, float]]:
+        """The IPUs in clip time."""
+        out = []
+        for offset, a, b in self.layout(pad, gap):
+            out += [(offset + max(s, a) - a, offset + min(e, b) - a) for s, e in self.spans if s < b and e > a]
+        return out
+
+    def to_recording(self, t: float, pad: float, gap: float) -> float:
+        """Clip time -> recording time (a time in a packing gap goes to the nearer piece edge)."""
+        pieces = self.layout(pad, gap)
+        best = min(pieces, key=lambda p: 0.0 if p[0] <= t <= p[0] + p[2] - p[1] else min(abs(t - p[0]), abs(t - p[0] - p[2] + p[1])))
+        offset, a, b = best
+        return a + min(max(t - offset, 0.0), b - a)
 
 
 @dataclass
@@ -73,43 +99,56 @@ class ItemState:
 
 
 # ------------------------------------------------------------------------------------ planning
-def group_ipus(spans: list[tuple[float, float]], max_clip: float, short_ipu: float, pad: float
+def group_ipus(spans: list[tuple[float, float]], max_clip: float, short_ipu: float, pad: float, gap: float
                ) -> list[tuple[list[tuple[float, float]], bool]]:
-    """Consecutive IPUs of one channel grouped into clips of at most `max_clip` s; short IPUs
-    alone (flag True). IPUs longer than a clip are cut into clip-sized pieces."""
+    """IPUs of one channel packed into clips of at most `max_clip` s of audio (each IPU with `pad`
+    either side, `gap` s of silence between them); short IPUs (listener tokens) in clips of their
+    own kind (flag True), since they are decoded with the filler prompt. IPUs longer than a clip are
+    cut into clip-sized pieces."""
+    room = max_clip - 2 * pad
     groups: list[tuple[list[tuple[float, float]], bool]] = []
-    current: list[tuple[float, float]] = []
+    current: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    used = {True: 0.0, False: 0.0}
     for s, e in spans:
-        if e - s < short_ipu:
-            groups.append(([(s, e)], True))
-            continue
-        pieces = [(a, min(a + max_clip - 2 * pad, e)) for a in np.arange(s, e, max_clip - 2 * pad)]
-        for a, b in pieces:
-            if current and b - current[0][0] + 2 * pad > max_clip:
-                groups.append((current, False))
-                current = []
-            current.append((float(a), float(b)))
-    if current:
-        groups.append((current, False))
+        short = e - s < short_ipu
+        for a in np.arange(s, e, room):
+            b = min(a + room, e)
+            need = (b - a) + 2 * pad + (gap if current[short] else 0.0)
+            if current[short] and used[short] + need > max_clip:
+                groups.append((current[short], short))
+                current[short], used[short] = [], 0.0
+                need = (b - a) + 2 * pad
+            current[short].append((float(a), float(b)))
+            used[short] += need
+    for short in (False, True):
+        if current[short]:
+            groups.append((current[short], short))
     return sorted(groups, key=lambda g: g[0][0][0])
 
 
-def clip_audio(path: str, channel: int, plan: ClipPlan, pad: float, duration: float,
+def clip_audio(path: str, channel: int, plan: ClipPlan, pad: float, gap: float, duration: float,
                context: float = 1.0) -> tuple[np.ndarray, float]:
-    """The clip's audio with everything outside its IPUs zeroed, and the channel's noise floor
-    (dB, 10th percentile of 8 ms frames over the clip plus `context` s either side: a conversation
-    channel is silent while the other speaker talks, so this sees the floor)."""
-    start, end = max(0.0, plan.start), min(duration, plan.end)
-    c0, c1 = max(0.0, start - context), min(duration, end + context)
+    """The clip's audio (pieces laid out by `plan.layout`, everything outside the IPUs zeroed) and
+    the channel's noise floor (dB, 10th percentile of 8 ms frames over the clip's stretch of the
+    recording plus `context` s either side: a conversation channel is silent while the other
+    speaker talks, so this sees the floor)."""
+    layout = plan.layout(pad, gap)
+    c0 = max(0.0, min(a for _, a, _ in layout) - context)
+    c1 = min(duration, max(b for _, _, b in layout) + context)
     audio, sr = read_window(path, c0, c1)
     raw = audio[channel].astype(np.float32)
     energy = frame_energy_db(raw[None, :], int(HOP_S * sr))[0]
     floor = float(np.percentile(energy, 10)) if len(energy) else -100.0
-    x = raw[int(round((start - c0) * sr)): int(round((start - c0) * sr)) + int(round((end - start) * sr))].copy()
-    keep = np.zeros(len(x), bool)
-    for s, e in plan.spans:
-        keep[max(0, int((s - pad - start) * sr)): max(0, int((e + pad - start) * sr))] = True
-    x[~keep] = 0.0
+    total = layout[-1][0] + (layout[-1][2] - layout[-1][1])
+    x = np.zeros(int(round(total * sr)), np.float32)
+    for offset, a, b in layout:
+        piece = raw[int(round((a - c0) * sr)): int(round((min(b, duration) - c0) * sr))].copy()
+        keep = np.zeros(len(piece), bool)
+        for s, e in plan.spans:
+            keep[max(0, int((s - pad - a) * sr)): max(0, int((e + pad - a) * sr))] = True
+        piece[~keep] = 0.0
+        i = int(round(offset * sr))
+        x[i: i + len(piece)] = piece[: len(x) - i]
     return x, floor
 
 
@@ -215,7 +254,7 @@ def interpolate(words: list[dict], spans: list[tuple[float, float]]) -> list[dic
 # -------------------------------------------------------------------------------------- stage
 class AsrStage(Stage):
     name = "asr"
-    version = "5"
+    version = "6"
     config_section = "asr"
     reads = ("decrosstalk", "ipus")
     writes = ("segments.json", "words.json", "dropped.json", "clips.json")
@@ -319,9 +358,9 @@ class AsrStage(Stage):
             return plans
         for channel, spans in sorted(by_channel.items()):
             lang = self.language_of(st, channel)
-            for group, short in group_ipus(spans, cfg.max_clip, cfg.short_ipu, cfg.pad):
+            for group, short in group_ipus(spans, cfg.max_clip, cfg.short_ipu, cfg.pad, cfg.pack_gap):
                 plans.append(ClipPlan(k, channel, group[0][0] - cfg.pad, group[-1][1] + cfg.pad, group, lang,
-                                      self.prompt(lang, short)))
+                                      self.prompt(lang, short), packed=True))
         return plans
 
     def run_clips(self, plans: list[ClipPlan], states: list[ItemState]) -> None:
@@ -330,9 +369,11 @@ class AsrStage(Stage):
         audios, floors = [], []
         for p in plans:
             rec = states[p.item].item.rec()
-            audio, floor = clip_audio(analysis_path(states[p.item].item), p.channel, p, self.cfg.pad, rec.duration)
+            audio, floor = clip_audio(analysis_path(states[p.item].item), p.channel, p, self.cfg.pad,
+                                      self.cfg.pack_gap, rec.duration)
             audios.append(audio)
             floors.append(floor)
+        cfg = self.cfg
         decoded = self.engine.run([Clip(a, p.language, p.prompt, p.text) for a, p in zip(audios, plans)])
         for p, audio, floor, d in zip(plans, audios, floors, decoded):
             st = states[p.item]
@@ -349,16 +390,20 @@ class AsrStage(Stage):
                 st.compared.append(dict(utterance=p.utterance, channel=p.channel, start=t0, asr_text=text,
                                         given_text=ref, **error_rate(ref, text)))
                 continue
-            words = [dict(word=to_simplified(w.word) if d.language == "zh" else w.word, start=t0 + w.start,
-                          end=t0 + w.end, score=round(w.probability, 4)) for w in d.words]
+            # placement works in clip time, on the clip's own energy; then back to recording time
+            words = [dict(word=to_simplified(w.word) if d.language == "zh" else w.word, start=w.start,
+                          end=w.end, score=round(w.probability, 4)) for w in d.words]
             if p.role == "asr":
                 words = self.gate(st, p, d, text, words)
             if not words:
                 continue
-            words = place_words(words, p.spans, energy, t0, floor + self.cfg.snap_floor_db, self.cfg.min_word)
+            words = place_words(words, p.to_clip_spans(cfg.pad, cfg.pack_gap), energy, 0.0,
+                                floor + cfg.snap_floor_db, cfg.min_word)
             for w in words:
+                mid = p.to_recording((w["start"] + w["end"]) / 2, cfg.pad, cfg.pack_gap)
+                shift = mid - (w["start"] + w["end"]) / 2  # one piece per word: a plain shift
                 st.words.append(dict(channel=p.channel, language=d.language, source="transcript" if p.text else "asr",
-                                     word=w["word"], start=round(w["start"], 3), end=round(w["end"], 3),
+                                     word=w["word"], start=round(w["start"] + shift, 3), end=round(w["end"] + shift, 3),
                                      score=w["score"], interpolated=bool(w["interpolated"])))
 
     def gate(self, st: ItemState, p: ClipPlan, d, text: str, words: list[dict]) -> list[dict]:
