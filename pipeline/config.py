@@ -116,6 +116,25 @@ class EventsConfig:
 
 
 @dataclass(frozen=True)
+class ReviewConfig:
+    # routing: a region's risk = noisy-OR of (weight x strength) over the reasons it is risky
+    w_low_asr: float = 0.9  # 1 - mean score of the segment's two weakest words
+    w_vad_borderline: float = 0.5  # mean speech probability near the onset threshold
+    w_crosstalk: float = 0.3  # share of the IPU that was attributed to another channel
+    w_overlap: float = 0.2
+    w_interruption: float = 0.3
+    w_dropped_text: float = 0.7  # a hallucination gate dropped text here
+    w_language_switch: float = 0.6
+    w_text_mismatch: float = 0.7  # speaking rate implausible for the text (or no text on long speech)
+    threshold: float = 0.35  # regions at or above this risk are candidates
+    budget_share: float = 0.2  # at most this share of the corpus audio goes to review
+    window: float = 30.0  # task windows at most this long (long audio desyncs the LS waveform)
+    context: float = 1.5  # padding around a risky region inside its window
+    project_title: str = "duplexcorpus review"
+    model_version: str = "duplexcorpus-1.1"
+
+
+@dataclass(frozen=True)
 class ShardConfig:
     frame_rate: float = 12.5  # Hz of the frame labels (Mimi's frame rate)
     max_window: float = 120.0  # longer recordings are cut at silences into windows of at most this
@@ -156,6 +175,7 @@ class Workflow:
     ipu: IpuConfig = IpuConfig()
     asr: AsrConfig = AsrConfig()
     events: EventsConfig = EventsConfig()
+    review: ReviewConfig = ReviewConfig()
     shard: ShardConfig = ShardConfig()
     split: SplitConfig = SplitConfig()
     ray: RayConfig = RayConfig()

@@ -22,6 +22,7 @@ from pipeline import contract
 from pipeline.config import Workflow, to_dict, workflow_from_dict
 from pipeline.inputs import Discovery, discover
 from pipeline.records import Quarantine, Recording, event_rows, segment_rows, word_rows
+from pipeline.review.overlay import apply_reviews
 from pipeline.splits import assign_splits
 from pipeline.stages.base import Stage, WorkItem, describe_failure
 from pipeline.stages.asr import AsrStage, load_words
@@ -33,7 +34,7 @@ from pipeline.stages.ipus import IpuStage, load_events, load_segments
 from pipeline.stages.samples import SamplesStage
 from pipeline.stages.tracks import TracksStage
 from pipeline.stages.vad import VadStage
-from pipeline.storage import StageCache
+from pipeline.storage import StageCache, write_json
 
 log = logging.getLogger("duplexcorpus")
 
@@ -172,6 +173,11 @@ def run(input_path: str | Path, out: str | Path, workflow: Workflow, *, executor
     found: Discovery = discover(input_path, workflow.input, metadata)
     hook("discover", {"recordings": len(found.inputs), "ignored": found.ignored, "problems": len(found.problems)})
     items = [WorkItem(input=dataclasses.asdict(i)) for i in found.inputs]
+    for item in items:  # annotators' corrections (review pull) for this recording, if any
+        reviewed = out / "review" / "human" / f"{item.recording_id}.json"
+        item.review = str(reviewed) if reviewed.exists() else None
+    write_json(out / "run.json", {"input": str(Path(input_path).resolve()), "metadata": str(metadata) if metadata else None,
+                                  "workflow": to_dict(workflow)})
     for path in found.ignored:
         log.info("not audio by extension, ignored: %s", path)
 
@@ -205,6 +211,23 @@ def _two_phases(items: list[WorkItem], execute, hook: Hook) -> list[WorkItem]:
 
 
 # --------------------------------------------------------------------------------------- outputs
+def with_risk(segments, events, dropped, rec: Recording, workflow: Workflow):
+    """Every segment gets its routing risk, the reasons, and a confidence bucket (attributes)."""
+    from pipeline.review.routing import segment_risk
+
+    out = []
+    for seg in segments:
+        if seg.source == "human":
+            risk_attrs = {"risk": 0.0, "confidence_bucket": "human"}
+        else:
+            lang = rec.channels[seg.channel].language or rec.language
+            risk = segment_risk(seg, events, dropped, lang, workflow.review, workflow.ipu.onset)
+            risk_attrs = {"risk": risk.score, "risk_reasons": risk.reasons, "confidence_bucket": risk.bucket}
+        out.append(dataclasses.replace(seg, attributes={**seg.attributes, **risk_attrs}))
+    return out
+
+
+
 def write_outputs(out: Path, items: list[WorkItem], quarantine: list[Quarantine], workflow: Workflow,
                   hook: Hook) -> list[str]:
     from pipeline.shards import pack_shards
@@ -214,12 +237,15 @@ def write_outputs(out: Path, items: list[WorkItem], quarantine: list[Quarantine]
     splits = assign_splits(recordings, workflow.split)
     segments, events, words = [], [], []
     for item, rec in zip(items, recordings):
-        item_segments = load_segments(item.path("asr", "segments.json"))
+        item_events = load_events(item.path("events", "events.json")) + load_events(item.path("ipus", "crosstalk_events.json"))
+        item_segments, item_words = load_segments(item.path("asr", "segments.json")), load_words(item.path("asr", "words.json"))
+        item_segments, item_words, item_events = apply_reviews(item, item_segments, item_words, item_events, workflow)
+        item_segments = with_risk(item_segments, item_events, json.loads(item.path("asr", "dropped.json").read_text()),
+                                  rec, workflow)
         segments += item_segments
         ids = {(r["channel"], r["start"]): r["segment_id"] for r in segment_rows(item_segments)}
-        words += word_rows(rec, load_words(item.path("asr", "words.json")), ids)
-        events += load_events(item.path("events", "events.json"))
-        events += load_events(item.path("ipus", "crosstalk_events.json"))
+        words += word_rows(rec, item_words, ids)
+        events += item_events
     tables = out / "tables"
     rec_rows = [r.row(splits[r.recording_id]) for r in recordings]
     contract.write_table(tables / "recordings.parquet", "recordings", contract.to_table("recordings", rec_rows))

@@ -254,7 +254,7 @@ def interpolate(words: list[dict], spans: list[tuple[float, float]]) -> list[dic
 # -------------------------------------------------------------------------------------- stage
 class AsrStage(Stage):
     name = "asr"
-    version = "6"
+    version = "7"
     config_section = "asr"
     reads = ("decrosstalk", "ipus")
     writes = ("segments.json", "words.json", "dropped.json", "clips.json")
@@ -452,6 +452,8 @@ class AsrStage(Stage):
                     attrs["language"] = max({w["language"] for w in inside},
                                             key=lambda lang: sum(w["language"] == lang for w in inside))
                     attrs["asr_score"] = round(float(np.mean([w["score"] for w in inside])), 4)
+                    # the weakest words say more about an error than the mean (routing uses this)
+                    attrs["asr_low"] = round(float(np.mean(sorted(w["score"] for w in inside)[:2])), 4)
             segments.append(dataclasses.replace(seg, attributes=attrs))
         for w in words:  # a word outside every IPU (given text beyond VAD): its nearest IPU
             if "segment_start" not in w:

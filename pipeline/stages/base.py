@@ -43,6 +43,7 @@ class WorkItem:
     outputs: dict[str, str] = field(default_factory=dict)  # stage -> finished output dir
     keys: dict[str, str] = field(default_factory=dict)  # stage -> cache key
     quarantine: dict[str, Any] | None = None
+    review: str | None = None  # OUT/review/human/<recording>.json when annotators corrected it
 
     @property
     def recording_id(self) -> str:

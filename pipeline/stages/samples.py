@@ -16,11 +16,12 @@ import soundfile as sf
 from pipeline.audio import read_window
 from pipeline.contract import SCHEMA_VERSION
 from pipeline.records import Event, Segment, event_rows, segment_rows
+from pipeline.review.overlay import apply_reviews, review_hash
 from pipeline.stages.asr import load_words
 from pipeline.stages.base import Stage, WorkItem
 from pipeline.stages.ipus import load_events, load_segments
 from pipeline.stages.tracks import tracks_path
-from pipeline.storage import write_json
+from pipeline.storage import stable_hash, write_json
 
 LABELS = ("speech", "floor", "backchannel", "interruption", "overlap")
 
@@ -106,11 +107,17 @@ class SamplesStage(Stage):
     reads = ("tracks", "ipus", "asr", "events")
     writes = ("windows.json", "wNNNN.flac", "wNNNN.labels.npy", "wNNNN.text.npy", "wNNNN.json")
 
+    def cache_key(self, item: WorkItem) -> str:
+        key = super().cache_key(item)  # annotators' corrections change the samples
+        return stable_hash(key, review_hash(item)) if item.review else key
+
     def process(self, item: WorkItem, out_dir: Path) -> None:
         rec = item.rec()
         segments = load_segments(item.path("asr", "segments.json"))
-        words = sorted(load_words(item.path("asr", "words.json")), key=lambda w: (w["channel"], w["start"]))
+        words = load_words(item.path("asr", "words.json"))
         events = load_events(item.path("events", "events.json")) + load_events(item.path("ipus", "crosstalk_events.json"))
+        segments, words, events = apply_reviews(item, segments, words, events, self.workflow)
+        words = sorted(words, key=lambda w: (w["channel"], w["start"]))
         windows = choose_windows(rec.duration, segments, self.cfg.max_window, self.cfg.min_window)
         seg_rows = segment_rows(segments)
         ev_rows = event_rows(events)
