@@ -91,6 +91,86 @@ def validate(out):
     sys.exit(1 if problems else 0)
 
 
+@main.command()
+@click.argument("out", type=click.Path(exists=True))
+def shard(out):
+    """Rebuild OUT's events, samples, tables and shards (after `review pull`), reusing cached stages."""
+    from pipeline.config import workflow_from_dict
+    from pipeline.runner import run as run_pipeline
+
+    spec = json.loads((Path(out) / "run.json").read_text())
+    result = run_pipeline(spec["input"], out, workflow_from_dict(spec["workflow"]), executor="local",
+                          metadata=spec.get("metadata"))
+    click.echo(json.dumps({"recordings": result.recordings, "shards": len(result.shards)}))
+
+
+@main.group()
+def review() -> None:
+    """Route uncertain regions to Label Studio and merge the corrections back."""
+
+
+def _bridge_or_exit():
+    from pipeline.review.labelstudio import LabelStudioBridge, ReviewError
+
+    try:
+        return LabelStudioBridge()
+    except ReviewError as err:
+        raise click.ClickException(str(err)) from None
+
+
+@review.command("push")
+@click.argument("out", type=click.Path(exists=True))
+def review_push(out):
+    """Create/update the project and import the riskiest windows as tasks (idempotent)."""
+    from pipeline.review.push import push
+
+    from pipeline.review.labelstudio import ReviewError
+
+    try:
+        report = push(Path(out), _bridge_or_exit())
+    except ReviewError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(json.dumps(report))
+
+
+@review.command("pull")
+@click.argument("out", type=click.Path(exists=True))
+@click.option("--no-shard", is_flag=True, help="Only merge; rebuild later with `duplexcorpus shard OUT`.")
+def review_pull(out, no_shard):
+    """Export completed annotations, validate, merge (human labels win), audit, re-shard."""
+    from pipeline.review.labelstudio import ReviewError
+    from pipeline.review.push import pull
+
+    try:
+        report = pull(Path(out), _bridge_or_exit(), reshard=not no_shard)
+    except ReviewError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(json.dumps(report))
+
+
+@review.command("serve")
+@click.option("--port", default=8080, show_default=True)
+@click.option("--data-dir", default="~/.local/share/duplexcorpus/labelstudio", show_default=True)
+@click.option("--document-root", default=".", show_default=True,
+              help="Folder Label Studio may serve audio from; must contain your runs' OUT folders.")
+def review_serve(port, data_dir, document_root):
+    """Start the embedded Label Studio on 127.0.0.1 (telemetry off) and print how to log in."""
+    from pipeline.review.labelstudio import TOKEN_FILE
+    from pipeline.review.server import start, stored_credentials, wait_ready
+
+    creds = stored_credentials()
+    proc = start(port, Path(data_dir).expanduser(), Path(document_root).resolve(), creds)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url)
+    click.echo(f"Label Studio: {url}   login: {creds['DUPLEXCORPUS_LS_USER']} (password and API token in {TOKEN_FILE}, mode 0600)")
+    click.echo(f"export DUPLEXCORPUS_LS_URL={url} DUPLEXCORPUS_LS_DOCUMENT_ROOT={Path(document_root).resolve()}")
+    click.echo("Ctrl-C stops it.")
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+
+
 @main.group()
 def export() -> None:
     """Write a finished run in another trainer's layout."""

@@ -1,0 +1,58 @@
+"""`review push` and `review pull`: the two halves of a review round, for one run folder."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from pipeline.config import Workflow, workflow_from_dict
+from pipeline.review.labeling import labeling_config
+from pipeline.review.labelstudio import LabelStudioBridge
+from pipeline.review.merge import merge_export
+from pipeline.review.tasks import build_tasks, document_root, risky_windows
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _workflow(out: Path) -> Workflow:
+    return workflow_from_dict(json.loads((out / "run.json").read_text())["workflow"])
+
+
+def _instructions() -> str:
+    en = (ROOT / "annotation_ui" / "instructions.en.md").read_text(encoding="utf-8")
+    zh = (ROOT / "annotation_ui" / "instructions.zh.md").read_text(encoding="utf-8")
+    return "<pre style='white-space: pre-wrap'>" + en + "\n\n" + zh + "</pre>"
+
+
+def push(out: Path, bridge: LabelStudioBridge) -> dict:
+    t0 = time.perf_counter()
+    wf = _workflow(out)
+    windows = risky_windows(out, wf)
+    tasks = build_tasks(out, wf, windows)
+    channels = max([t["data"]["num_channels"] for t in tasks] or [2])
+    state = out / "review" / "state.json"
+    audio_dir = (out / "review" / "audio").resolve()
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    project_id, changed = bridge.ensure_project(state, wf.review.project_title, labeling_config(channels),
+                                                _instructions(), audio_dir)
+    report = bridge.push(state, project_id, tasks)
+    return {"project_id": project_id, "url": f"{bridge.url}/projects/{project_id}", "tasks": len(tasks),
+            "created": report.created, "unchanged": report.unchanged, "annotated_kept": report.annotated_kept,
+            "deleted_by_hand": report.deleted_by_hand, "config_changed_by_hand": changed,
+            "audio_minutes": round(sum(w.end - w.start for w in windows) / 60, 2),
+            "document_root": str(document_root(out)), "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def pull(out: Path, bridge: LabelStudioBridge, reshard: bool = True) -> dict:
+    t0 = time.perf_counter()
+    state = json.loads((out / "review" / "state.json").read_text())
+    exported = bridge.export(state["project_id"])
+    report = merge_export(out, exported)
+    if reshard and report["windows_merged"]:
+        from pipeline.runner import run
+
+        spec = json.loads((out / "run.json").read_text())
+        run(spec["input"], out, workflow_from_dict(spec["workflow"]), executor="local", metadata=spec.get("metadata"))
+        report["resharded"] = True
+    report["seconds"] = round(time.perf_counter() - t0, 2)
+    return report
