@@ -1,0 +1,98 @@
+"""An annotator in a real browser: headless Chromium (Playwright) on the real Label Studio opens a
+pushed task, sees both channels' waveforms and the pre-annotated regions, changes a region and its
+transcript, submits; pull brings the change into the tables and the shards."""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.review.labelstudio import LabelStudioBridge
+from pipeline.review.push import pull, push
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def waveform_bands(png: bytes) -> int:
+    """Horizontal bands of grey waveform ink in a screenshot of the audio canvas (the time ruler,
+    the top eighth, is left out; coloured region overlays are not ink)."""
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(float)
+    rgb = rgb[rgb.shape[0] // 8:]
+    grey_ink = (rgb.mean(axis=2) < 170) & (rgb.max(axis=2) - rgb.min(axis=2) < 40)
+    rows = np.flatnonzero(grey_ink.mean(axis=1) > 0.02)
+    if not len(rows):
+        return 0
+    return len(np.split(rows, np.flatnonzero(np.diff(rows) > 12) + 1))
+
+
+def test_annotator_edits_a_task_in_the_browser(run_copy, label_studio):
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("no chromium (apt-get install -y chromium)")
+    bridge = LabelStudioBridge()
+    report = push(run_copy, bridge)
+    tasks = bridge.tasks(report["project_id"])
+    both = [t for t in tasks if t["data"]["num_channels"] == 2
+            and {r["value"]["channel"] for r in t["predictions"][0]["result"] if r["from_name"] == "label"
+                 and r["value"]["labels"][0].startswith("Speech")} != set()
+            and len({r["value"]["labels"][0] for r in t["predictions"][0]["result"]
+                     if r["from_name"] == "label" and r["value"]["labels"][0].startswith("Speech")}) == 2]
+    assert both, "no pushed task shows both speakers"
+    task = both[0]
+    speech_regions = [r for r in task["predictions"][0]["result"] if r["from_name"] == "label"]
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.route("**/raw.githubusercontent.com/**", lambda route: route.abort())  # tips, not needed
+        page.goto(label_studio["url"] + "/user/login/")
+        page.fill("input[name=email]", label_studio["DUPLEXCORPUS_LS_USER"])
+        page.fill("input[name=password]", label_studio["DUPLEXCORPUS_LS_PASSWORD"])
+        page.click("button[type=submit], input[type=submit]")
+        page.wait_for_load_state("networkidle")
+        page.goto(f"{label_studio['url']}/projects/{report['project_id']}/data?task={task['id']}")
+        page.wait_for_selector("text=Verdict for the whole window", timeout=90_000)
+        page.wait_for_function("() => document.querySelectorAll('.lsf-tree__node_type_audioregion').length > 0",
+                               timeout=60_000)
+        page.wait_for_timeout(2000)  # the waveform is drawn after decoding
+        regions = page.locator(".lsf-tree__node_type_audioregion")
+        assert regions.count() == len(speech_regions)  # every pre-annotated region is shown
+        assert waveform_bands(page.locator("canvas").first.screenshot()) >= 2  # both channels drawn
+        assert page.get_by_text(task["data"]["reasons"].split(";")[0]).count() >= 1  # why it was sent
+
+        # change a speech region: add an event label and a transcript line, then submit
+        index = next(k for k, r in enumerate(speech_regions) if r["value"]["labels"][0].startswith("Speech"))
+        regions.nth(index).click()
+        box = page.locator("textarea[name=transcript]")
+        box.fill("browser edit check")
+        box.press("Enter")
+        page.locator(".lsf-label", has_text="Laughter").first.click()
+        page.locator("label", has_text="fixed").first.click()
+        page.get_by_role("button", name="Submit").click()
+        page.wait_for_timeout(3000)
+        browser.close()
+
+    assert bridge.tasks(report["project_id"]) and any(t["id"] == task["id"] and t["total_annotations"] == 1
+                                                      for t in bridge.tasks(report["project_id"]))
+    result = pull(run_copy, bridge)
+    assert result["windows_merged"] == 1 and result["rejected_annotations"] == 0
+    segs = pd.read_parquet(run_copy / "tables" / "segments.parquet")
+    human = segs[(segs.source == "human") & segs.attributes.str.contains("browser edit check")]
+    assert len(human) == 1
+    events = pd.read_parquet(run_copy / "tables" / "events.parquet")
+    assert ((events.type == "laughter") & (events.source == "human")).sum() == 1
+    import webdataset as wds
+
+    found = False
+    for sample in wds.WebDataset(sorted(str(p) for p in (run_copy / "shards").glob("*.tar")), shardshuffle=False).decode():
+        if sample["json"]["recording_id"] == task["data"]["recording_id"]:
+            found |= any(w["word"] == "browser" and w["source"] == "human" for w in sample["json"]["words"])
+    assert found
