@@ -99,6 +99,10 @@ class AsrConfig:
     no_speech_threshold: float = 0.6  # drop a clip when no_speech_prob is above this ...
     logprob_threshold: float = -1.0  # ... and its mean log-probability below this (Whisper's rule)
     weak_clip: float = 1.5  # clips with less speech than this are weak evidence for "thank you" etc.
+    # a local wav2vec2/CTC folder per language: whisperx.align places the words instead of Whisper's
+    # cross-attention (none ships offline; words it cannot place are interpolated and flagged)
+    aligner_en: str | None = None
+    aligner_zh: str | None = None
     snap_floor_db: float = 6.0  # word starts snap to the first 8 ms frame this far above the noise floor
     min_word: float = 0.02  # shorter (collapsed) alignments are re-timed by interpolation
     transcripts: str | None = None  # a folder/file of given transcripts (STM, TextGrid, JSON, CSV)

@@ -183,7 +183,20 @@ def place_words(words: list[dict], spans: list[tuple[float, float]], energy: np.
         last_end = w["end"]
     extend_ends(placed, spans, energy >= loud_thr, t0)
     snap_joins(placed, energy, t0)
-    return interpolate(placed, spans)
+    return clamp_to_spans(interpolate(placed, spans), spans, min_word)
+
+
+def clamp_to_spans(words: list[dict], spans: list[tuple[float, float]], min_word: float) -> list[dict]:
+    """Every word ends up inside one IPU (interpolation can spread words over a gap between two)."""
+    for w in words:
+        mid = (w["start"] + w["end"]) / 2
+        a, b = min(spans, key=lambda sp: 0.0 if sp[0] <= mid <= sp[1] else min(abs(mid - sp[0]), abs(mid - sp[1])))
+        s, e = min(max(w["start"], a), b), min(max(w["end"], a), b)
+        if e - s < min(min_word, b - a):
+            s = min(max(a, s), b - min(min_word, b - a))
+            e = s + min(min_word, b - a)
+        w["start"], w["end"] = s, e
+    return words
 
 
 def snap_joins(words: list[dict], energy: np.ndarray, t0: float, reach: float = 0.06) -> None:
@@ -254,7 +267,7 @@ def interpolate(words: list[dict], spans: list[tuple[float, float]]) -> list[dic
 # -------------------------------------------------------------------------------------- stage
 class AsrStage(Stage):
     name = "asr"
-    version = "7"
+    version = "8"
     config_section = "asr"
     reads = ("decrosstalk", "ipus")
     writes = ("segments.json", "words.json", "dropped.json", "clips.json")
@@ -273,6 +286,33 @@ class AsrStage(Stage):
         self.device = device
         self.engine = WhisperEngine(self.cfg.model, device, compute, self.cfg.threads, self.cfg.languages,
                                     self.cfg.beam_size)
+        self.aligners: dict[str, tuple] = {}  # language -> (model, metadata), loaded on first use
+
+    def ctc_words(self, language: str, audio: np.ndarray, text: str) -> list[dict] | None:
+        """Words from whisperx.align with the workflow's wav2vec2 aligner for `language` (None when
+        no aligner is configured). Words it cannot place come back without times."""
+        path = getattr(self.cfg, f"aligner_{language}", None)
+        if not path or not text.strip():
+            return None
+        import whisperx
+
+        if language not in self.aligners:
+            if not Path(path).is_dir():
+                raise Rejected("aligner_missing", f"asr.aligner_{language}: {path} is not a local folder")
+            self.aligners[language] = whisperx.load_align_model(language, self.device, model_name=path,
+                                                                model_cache_only=True)
+        model, meta = self.aligners[language]
+        # whisperx splits a segment into sentences with NLTK's punkt, which it downloads on first use
+        # (no network here); our clip is aligned as one sentence, so the splitter is not needed
+        from unittest import mock
+
+        import whisperx.alignment
+
+        with mock.patch.object(whisperx.alignment, "nltk_load", lambda _name: _OneSentence()):
+            result = whisperx.align([{"start": 0.0, "end": len(audio) / RATE, "text": text}], model, meta,
+                                    audio.astype(np.float32), self.device)
+        return [dict(word=w["word"], start=w.get("start"), end=w.get("end"), score=round(float(w.get("score", 0.0)), 4))
+                for w in result["word_segments"]]
 
     def cache_key(self, item: WorkItem) -> str:
         # a given transcript is an input: its content is part of the key
@@ -391,8 +431,10 @@ class AsrStage(Stage):
                                         given_text=ref, **error_rate(ref, text)))
                 continue
             # placement works in clip time, on the clip's own energy; then back to recording time
-            words = [dict(word=to_simplified(w.word) if d.language == "zh" else w.word, start=w.start,
-                          end=w.end, score=round(w.probability, 4)) for w in d.words]
+            words = self.ctc_words(d.language, audio, text)
+            if words is None:
+                words = [dict(word=to_simplified(w.word) if d.language == "zh" else w.word, start=w.start,
+                              end=w.end, score=round(w.probability, 4)) for w in d.words]
             if p.role == "asr":
                 words = self.gate(st, p, d, text, words)
             if not words:
@@ -467,6 +509,14 @@ class AsrStage(Stage):
         write_json(st.out_dir / "words.json", words)
         write_json(st.out_dir / "dropped.json", st.dropped)
         write_json(st.out_dir / "clips.json", st.clips)
+
+
+class _OneSentence:
+    """Stands in for NLTK's punkt sentence splitter inside whisperx.align: the whole text is one."""
+
+    @staticmethod
+    def span_tokenize(text: str):
+        return [(0, len(text))]
 
 
 def load_words(path: Path) -> list[dict]:
