@@ -43,6 +43,10 @@ def test_push_is_idempotent_and_keeps_annotated_tasks(run_copy):
     bridge.client.tasks.delete(id=tasks[-1]["id"])
     fourth = push(run_copy, bridge)
     assert fourth["deleted_by_hand"] == [tasks[-1]["data"]["task_key"]]
+    # a labeling config edited by hand is reported (and left as the project owner made it)
+    config = bridge.client.projects.get(id=first["project_id"]).label_config
+    bridge.client.projects.update(id=first["project_id"], label_config=config.replace("Laughter", "Laugh"))
+    assert push(run_copy, bridge)["config_changed_by_hand"] is True
 
 
 def test_round_trip_loses_nothing_and_changes_nothing_outside(run_copy):
@@ -95,6 +99,12 @@ def test_round_trip_loses_nothing_and_changes_nothing_outside(run_copy):
         a, b = _outside(before[name], windows), _outside(after[name], windows)
         drop = [c for c in ("segment_id", "word_id", "attributes") if c in a]
         pd.testing.assert_frame_equal(a.drop(columns=drop), b.drop(columns=drop))
+    import os
+
+    token = os.environ["DUPLEXCORPUS_LS_TOKEN"]
+    for path in (run_copy / "review").rglob("*"):  # the token is in no output
+        if path.is_file() and path.suffix in (".json", ".parquet"):
+            assert token.encode() not in path.read_bytes(), path
     audit = pd.read_parquet(run_copy / "review" / "audit.parquet")
     assert set(audit.action) == {"added", "removed"} and set(audit.task_key) == set(submitted)
     # the change reached the shards
