@@ -53,15 +53,21 @@ def test_annotator_edits_a_task_in_the_browser(run_copy, label_studio):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.route("**/raw.githubusercontent.com/**", lambda route: route.abort())  # tips, not needed
+        page.set_default_timeout(120_000)
         page.goto(label_studio["url"] + "/user/login/")
         page.fill("input[name=email]", label_studio["DUPLEXCORPUS_LS_USER"])
         page.fill("input[name=password]", label_studio["DUPLEXCORPUS_LS_PASSWORD"])
         page.click("button[type=submit], input[type=submit]")
         page.wait_for_load_state("networkidle")
         page.goto(f"{label_studio['url']}/projects/{report['project_id']}/data?task={task['id']}")
-        page.wait_for_selector("text=Verdict for the whole window", timeout=90_000)
-        page.wait_for_function("() => document.querySelectorAll('.lsf-tree__node_type_audioregion').length > 0",
-                               timeout=60_000)
+        # generous waits: the labeling app is large and this machine has two cores
+        page.wait_for_selector("text=Verdict for the whole window", timeout=240_000)
+        try:
+            page.wait_for_function("() => document.querySelectorAll('.lsf-tree__node_type_audioregion').length > 0",
+                                   timeout=180_000)
+        except Exception:
+            page.screenshot(path=str(run_copy.parent / "browser_failure.png"))  # kept for diagnosis
+            raise
         page.wait_for_timeout(2000)  # the waveform is drawn after decoding
         regions = page.locator(".lsf-tree__node_type_audioregion")
         assert regions.count() == len(speech_regions)  # every pre-annotated region is shown
