@@ -50,7 +50,7 @@ def realdata_report(root: Path) -> list[dict]:
     return rows
 
 
-def throughput() -> None:
+def throughput(overrides: dict | None = None) -> None:
     import numpy as np
     import pandas as pd
     import soundfile as sf
@@ -63,7 +63,7 @@ def throughput() -> None:
     from pipeline.whisper import Clip, WhisperEngine, resolve_whisper
 
     tmp = Path(tempfile.mkdtemp(prefix="dxc-asr-tp-"))
-    wf = load_workflow(ROOT / "workflows" / "samples.yaml")
+    wf = load_workflow(ROOT / "workflows" / "samples.yaml", overrides)
     out = tmp / "out"
     run(ROOT / "data_samples" / "audio", out, wf, executor="local")
     outputs = json.loads((out / "outputs.json").read_text())
@@ -135,7 +135,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--realdata", action="store_true")
     parser.add_argument("--throughput", action="store_true")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="workflow override for our side, e.g. asr.pack_gap=1.0")
     args = parser.parse_args()
+    import yaml
+
+    overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.sets)}
     if args.realdata or not args.throughput:
         rows = realdata_report(ROOT.parent / "shared" / "realdata")
         print(f"{'item':34s} {'lang':4s} {'ref':6s} {'metric':6s} {'rate':>6s} {'units':>5s}  hypothesis")
@@ -143,7 +148,7 @@ def main() -> None:
             print(f"{r['item']:34s} {r['language']:4s} {r['reference']:6s} {r['metric']:6s} {r['rate']:6.3f} "
                   f"{r['units']:5d}  {r['hypothesis'][:70]}")
     if args.throughput or not args.realdata:
-        throughput()
+        throughput(overrides)
 
 
 if __name__ == "__main__":
