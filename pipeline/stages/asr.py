@@ -129,19 +129,20 @@ def group_ipus(spans: list[tuple[float, float]], max_clip: float, short_ipu: flo
 def clip_audio(path: str, channel: int, plan: ClipPlan, pad: float, gap: float, duration: float,
                context: float = 1.0) -> tuple[np.ndarray, float]:
     """The clip's audio (pieces laid out by `plan.layout`, everything outside the IPUs zeroed) and
-    the channel's noise floor (dB, 10th percentile of 8 ms frames over the clip's stretch of the
-    recording plus `context` s either side: a conversation channel is silent while the other
-    speaker talks, so this sees the floor)."""
+    the channel's noise floor (dB, 10th percentile of 8 ms frames over each piece plus `context` s
+    either side: a conversation channel is silent while the other speaker talks, so this sees the
+    floor). Each piece is read on its own, so memory follows the clip's length, not the stretch of
+    the recording its pieces come from (listener tokens of a whole call can share one clip)."""
     layout = plan.layout(pad, gap)
-    c0 = max(0.0, min(a for _, a, _ in layout) - context)
-    c1 = min(duration, max(b for _, _, b in layout) + context)
-    audio, sr = read_window(path, c0, c1)
-    raw = audio[channel].astype(np.float32)
-    energy = frame_energy_db(raw[None, :], int(HOP_S * sr))[0]
-    floor = float(np.percentile(energy, 10)) if len(energy) else -100.0
     total = layout[-1][0] + (layout[-1][2] - layout[-1][1])
-    x = np.zeros(int(round(total * sr)), np.float32)
+    x, energies, sr = None, [], None
     for offset, a, b in layout:
+        c0, c1 = max(0.0, a - context), min(duration, b + context)
+        audio, sr = read_window(path, c0, c1)
+        raw = audio[channel].astype(np.float32)
+        energies.append(frame_energy_db(raw[None, :], int(HOP_S * sr))[0])
+        if x is None:
+            x = np.zeros(int(round(total * sr)), np.float32)
         piece = raw[int(round((a - c0) * sr)): int(round((min(b, duration) - c0) * sr))].copy()
         keep = np.zeros(len(piece), bool)
         for s, e in plan.spans:
@@ -149,6 +150,8 @@ def clip_audio(path: str, channel: int, plan: ClipPlan, pad: float, gap: float, 
         piece[~keep] = 0.0
         i = int(round(offset * sr))
         x[i: i + len(piece)] = piece[: len(x) - i]
+    energy = np.concatenate(energies) if energies else np.zeros(0)
+    floor = float(np.percentile(energy, 10)) if len(energy) else -100.0
     return x, floor
 
 
@@ -267,7 +270,7 @@ def interpolate(words: list[dict], spans: list[tuple[float, float]]) -> list[dic
 # -------------------------------------------------------------------------------------- stage
 class AsrStage(Stage):
     name = "asr"
-    version = "8"
+    version = "9"
     config_section = "asr"
     reads = ("decrosstalk", "ipus")
     writes = ("segments.json", "words.json", "dropped.json", "clips.json")
