@@ -73,7 +73,7 @@ class LabelStudioBridge:
 
     # -- project -------------------------------------------------------------------------------
     def ensure_project(self, state_path: Path, title: str, config: str, instructions: str,
-                       storage_path: Path) -> tuple[int, bool]:
+                       storage_path: Path, model_version: str | None = None) -> tuple[int, bool]:
         """The project from state.json if it still exists, else a new one. Returns (id, changed):
         `changed` = its labeling config is no longer ours (edited by hand; reported, not undone)."""
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
@@ -84,8 +84,12 @@ class LabelStudioBridge:
             except Exception as err:  # noqa: BLE001
                 if getattr(err, "status_code", None) != 404:
                     raise _explain(err, self.url, "reading the project") from None
+        # the project's model_version must be the predictions' one, or the labeling page may open an
+        # empty annotation instead of the pre-annotated regions
+        extra = {"model_version": model_version} if model_version else {}
         project = self._call("creating the project", self.client.projects.create, title=title, label_config=config,
-                             expert_instruction=instructions, show_instruction=True)
+                             expert_instruction=instructions, show_instruction=True,
+                             show_collab_predictions=True, **extra)
         self._call("connecting local file storage", self.client.import_storage.local.create, project=project.id,
                    path=str(storage_path), title="duplexcorpus audio windows", use_blob_urls=False)
         write_json(state_path, {"url": self.url, "project_id": project.id, "tasks": {}})

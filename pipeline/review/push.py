@@ -34,7 +34,7 @@ def push(out: Path, bridge: LabelStudioBridge) -> dict:
     audio_dir = (out / "review" / "audio").resolve()
     audio_dir.mkdir(parents=True, exist_ok=True)
     project_id, changed = bridge.ensure_project(state, wf.review.project_title, labeling_config(channels),
-                                                _instructions(), audio_dir)
+                                                _instructions(), audio_dir, wf.review.model_version)
     report = bridge.push(state, project_id, tasks)
     return {"project_id": project_id, "url": f"{bridge.url}/projects/{project_id}", "tasks": len(tasks),
             "created": report.created, "unchanged": report.unchanged, "annotated_kept": report.annotated_kept,
