@@ -51,7 +51,6 @@ def realdata_report(root: Path) -> list[dict]:
 
 
 def throughput(overrides: dict | None = None) -> None:
-    import numpy as np
     import pandas as pd
     import soundfile as sf
     import whisperx
@@ -59,7 +58,6 @@ def throughput(overrides: dict | None = None) -> None:
     from pipeline.evaluate import score_words
     from pipeline.stages.asr import AsrStage
     from pipeline.stages.base import WorkItem
-    from pipeline.text import units
     from pipeline.whisper import Clip, WhisperEngine, resolve_whisper
 
     tmp = Path(tempfile.mkdtemp(prefix="dxc-asr-tp-"))
@@ -128,7 +126,6 @@ def throughput(overrides: dict | None = None) -> None:
     print(f"speed-up (whisperx time / ours): {baseline / ours:.2f}x")
     print("error rate by recording (ours / whisperx):",
           {r: f"{s_ours['error_rate_by_recording'][r]:.3f} / {s_base['error_rate_by_recording'][r]:.3f}" for r in two})
-    _ = (np, units)
 
 
 def main() -> None:

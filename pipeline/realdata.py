@@ -28,25 +28,25 @@ def _kaldi_text(path: Path) -> dict[str, str]:
     return out
 
 
+# single read utterances with a Kaldi `text` file: (folder, utterance key, language, item name)
+_KALDI_READ = (
+    ("en_read_librispeech_1995-1837-0001", "1995-1837-0001", "en", "librispeech_1995-1837-0001"),
+    ("zh_read_aishell1_BAC009S0724W0121", "BAC009S0724W0121", "zh", "aishell1_BAC009S0724W0121"),
+    ("zh_read_funasr_asr_example", "asr_example_zh", "zh", "funasr_asr_example_zh"),
+)
+
+
 def asr_items(root: Path) -> list[RealItem]:
     items = []
-    libri = root / "en_read_librispeech_1995-1837-0001"
-    if libri.exists():
-        items.append(RealItem("librispeech_1995-1837-0001", libri / "1995-1837-0001.wav", "en",
-                              _kaldi_text(libri / "text")["1995-1837-0001"], "human"))
+    for folder, key, language, name in _KALDI_READ:
+        if (root / folder).exists():
+            items.append(RealItem(name, root / folder / f"{key}.wav", language,
+                                  _kaldi_text(root / folder / "text")[key], "human"))
     pyannote = root / "en_tel_pyannote_sample"
     if pyannote.exists():
         lines = [line.split(maxsplit=5) for line in (pyannote / "sample.stm").read_text().splitlines() if line.strip()]
         text = " ".join(parts[5] for parts in sorted((p for p in lines if len(p) == 6), key=lambda p: float(p[3])))
         items.append(RealItem("pyannote_telephone_call", pyannote / "sample.wav", "en", text, "human"))
-    aishell = root / "zh_read_aishell1_BAC009S0724W0121"
-    if aishell.exists():
-        items.append(RealItem("aishell1_BAC009S0724W0121", aishell / "BAC009S0724W0121.wav", "zh",
-                              _kaldi_text(aishell / "text")["BAC009S0724W0121"], "human"))
-    funasr = root / "zh_read_funasr_asr_example"
-    if funasr.exists():
-        items.append(RealItem("funasr_asr_example_zh", funasr / "asr_example_zh.wav", "zh",
-                              _kaldi_text(funasr / "text")["asr_example_zh"], "human"))
     silver = root / "zh_funasr_paraformer_examples_silver"
     if silver.exists():
         texts = _kaldi_text(silver / "text.paraformer_asr_silver")

@@ -84,12 +84,13 @@ class LabelStudioBridge:
             except Exception as err:  # noqa: BLE001
                 if getattr(err, "status_code", None) != 404:
                     raise _explain(err, self.url, "reading the project") from None
-        # the project's model_version must be the predictions' one, or the labeling page may open an
-        # empty annotation instead of the pre-annotated regions
+        # The labeling stream ("Label All Tasks") opens each task pre-annotated with the prediction whose
+        # model_version is the project's, and uncertainty sampling serves the lowest prediction score
+        # (our 1 - risk) first: annotators get the riskiest window first.
         extra = {"model_version": model_version} if model_version else {}
         project = self._call("creating the project", self.client.projects.create, title=title, label_config=config,
                              expert_instruction=instructions, show_instruction=True,
-                             show_collab_predictions=True, **extra)
+                             show_collab_predictions=True, sampling="Uncertainty sampling", **extra)
         self._call("connecting local file storage", self.client.import_storage.local.create, project=project.id,
                    path=str(storage_path), title="duplexcorpus audio windows", use_blob_urls=False)
         write_json(state_path, {"url": self.url, "project_id": project.id, "tasks": {}})

@@ -19,9 +19,12 @@ def _workflow(out: Path) -> Workflow:
 
 
 def _instructions() -> str:
-    en = (ROOT / "annotation_ui" / "instructions.en.md").read_text(encoding="utf-8")
-    zh = (ROOT / "annotation_ui" / "instructions.zh.md").read_text(encoding="utf-8")
-    return "<pre style='white-space: pre-wrap'>" + en + "\n\n" + zh + "</pre>"
+    """The annotator instructions, English then Chinese, as the HTML Label Studio shows."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark")
+    return "<hr>".join(md.render((ROOT / "annotation_ui" / f"instructions.{lang}.md").read_text(encoding="utf-8"))
+                       for lang in ("en", "zh"))
 
 
 def push(out: Path, bridge: LabelStudioBridge) -> dict:

@@ -1,6 +1,6 @@
 """Review tasks from a finished run: a window of audio (all channels) per task, the reasons it was
-sent, and the pipeline's regions and transcripts as a Label Studio prediction (with its risk as
-`score`, so Label Studio can sort by uncertainty)."""
+sent, and the pipeline's regions and transcripts as a Label Studio prediction (its `score` is the
+confidence 1 - risk, so Label Studio's uncertainty sampling and its score column sort riskiest first)."""
 from __future__ import annotations
 
 import json
@@ -83,6 +83,9 @@ def build_tasks(out: Path, workflow: Workflow, windows: list[Window]) -> list[di
                      "reasons": "; ".join(w.reasons) or "spot check", "speakers": f"channels: {speakers}",
                      "task_key": w.key, "recording_id": w.recording_id, "window_start": w.start,
                      "window_end": w.end, "num_channels": int(rec.num_channels), "risk": w.score},
-            "predictions": [{"model_version": workflow.review.model_version, "score": w.score, "result": result}],
+            # Label Studio reads a prediction's score as the model's confidence and its uncertainty
+            # sampling serves the lowest score first: so the score is 1 - risk, the riskiest first
+            "predictions": [{"model_version": workflow.review.model_version, "score": round(1.0 - w.score, 6),
+                             "result": result}],
         })
     return tasks

@@ -25,6 +25,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -305,13 +307,7 @@ class AsrStage(Stage):
             self.aligners[language] = whisperx.load_align_model(language, self.device, model_name=path,
                                                                 model_cache_only=True)
         model, meta = self.aligners[language]
-        # whisperx splits a segment into sentences with NLTK's punkt, which it downloads on first use
-        # (no network here); our clip is aligned as one sentence, so the splitter is not needed
-        from unittest import mock
-
-        import whisperx.alignment
-
-        with mock.patch.object(whisperx.alignment, "nltk_load", lambda _name: _OneSentence()):
+        with _one_sentence_splitter():
             result = whisperx.align([{"start": 0.0, "end": len(audio) / RATE, "text": text}], model, meta,
                                     audio.astype(np.float32), self.device)
         return [dict(word=w["word"], start=w.get("start"), end=w.get("end"), score=round(float(w.get("score", 0.0)), 4))
@@ -512,6 +508,21 @@ class AsrStage(Stage):
         write_json(st.out_dir / "words.json", words)
         write_json(st.out_dir / "dropped.json", st.dropped)
         write_json(st.out_dir / "clips.json", st.clips)
+
+
+@contextlib.contextmanager
+def _one_sentence_splitter():
+    """whisperx.align splits a segment into sentences with NLTK's punkt, which it downloads on first
+    use (no network here). Our clip is aligned as one sentence, so for the call its splitter loader
+    returns _OneSentence; the original is put back afterwards."""
+    import whisperx.alignment
+
+    original = whisperx.alignment.nltk_load
+    whisperx.alignment.nltk_load = lambda _name: _OneSentence()
+    try:
+        yield
+    finally:
+        whisperx.alignment.nltk_load = original
 
 
 class _OneSentence:

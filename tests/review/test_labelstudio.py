@@ -34,7 +34,8 @@ def test_push_is_idempotent_and_keeps_annotated_tasks(run_copy):
     assert second["created"] == 0 and second["unchanged"] == first["tasks"]
     tasks = bridge.tasks(first["project_id"])
     assert len(tasks) == first["tasks"]  # no duplicates
-    assert all(t["predictions"][0]["score"] >= 0 for t in tasks)  # sortable by uncertainty
+    # Label Studio's score is a confidence: 1 - risk, so uncertainty sampling serves the riskiest first
+    assert all(t["predictions"][0]["score"] == pytest.approx(1 - t["data"]["risk"]) for t in tasks)
     _annotate(bridge, tasks[0], verdict="accept")
     third = push(run_copy, bridge)
     assert third["annotated_kept"] == 1 and third["created"] == 0

@@ -60,7 +60,10 @@ def test_shards_hold_words_and_text_frames(sample_run):
         meta, text = sample["json"], sample["text.npy"]
         assert text.shape[0] == meta["num_channels"] and tuple(text.shape) == tuple(meta["text_frames"]["shape"])
         if meta["words"]:
-            assert text.max() == len(meta["words"]) or text.max() <= len(meta["words"])
+            # frame value k > 0 names words[k-1], on that word's channel
+            marked = np.unique(text[text > 0])
+            assert len(marked) and marked.max() <= len(meta["words"])
+            assert all(meta["words"][k - 1]["channel"] in np.flatnonzero((text == k).any(axis=1)) for k in marked)
             assert all(0 <= w["start"] <= w["end"] <= meta["window"]["end"] - meta["window"]["start"] + 1e-6
                        for w in meta["words"])
             n += 1
