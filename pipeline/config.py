@@ -136,6 +136,7 @@ class ReviewConfig:
     context: float = 1.5  # padding around a risky region inside its window
     project_title: str = "duplexcorpus review"
     model_version: str = "duplexcorpus-1.1"
+    realign: bool = True  # annotators' transcripts get word times from the ASR aligner (false: spread evenly)
 
 
 @dataclass(frozen=True)

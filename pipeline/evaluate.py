@@ -93,6 +93,15 @@ def _unit_rows(frame: pd.DataFrame) -> list[tuple[str, float, float, dict]]:
     return out
 
 
+def unit_timing_errors(ref: pd.DataFrame, hyp: pd.DataFrame) -> tuple[list[float], list[float]]:
+    """|start| and |end| differences (s) of the units a minimum-edit alignment pairs between truth
+    and hypothesis words of one channel (truth words espeak spoke as one are left out)."""
+    r = _unit_rows(ref.sort_values("start"))
+    h = _unit_rows(hyp.sort_values("start"))
+    pairs = [(i, j) for i, j in align_units([u[0] for u in r], [u[0] for u in h]) if not r[i][3]["joined"]]
+    return [abs(h[j][1] - r[i][1]) for i, j in pairs], [abs(h[j][2] - r[i][2]) for i, j in pairs]
+
+
 def score_words(run_tables: str | Path, truth: str | Path, recordings: list[str] | None = None) -> dict:
     """Word/character error rate, timing error of correctly recognised units (truth words espeak
     spoke as one are left out of timing), share of words with times, listener-token recall."""
@@ -117,12 +126,11 @@ def score_words(run_tables: str | Path, truth: str | Path, recordings: list[str]
             errors[lang][1] += er["units"]
             rec_err[0] += er["errors"]
             rec_err[1] += er["units"]
-            matched = {}
-            for i, j in align_units([u[0] for u in r], [u[0] for u in h]):
-                matched[i] = j
-                if not r[i][3]["joined"]:
-                    starts.append(abs(h[j][1] - r[i][1]))
-                    ends.append(abs(h[j][2] - r[i][2]))
+            matched = dict(align_units([u[0] for u in r], [u[0] for u in h]))
+            s_err, e_err = unit_timing_errors(ref[(ref.recording_id == rid) & (ref.channel == ch)],
+                                              hyp[(hyp.recording_id == rid) & (hyp.channel == ch)])
+            starts += s_err
+            ends += e_err
             # listener tokens: the truth's backchannel utterances, unit by unit
             for i, u in enumerate(r):
                 if u[3]["kind"] in ("bc", "bc_pause"):

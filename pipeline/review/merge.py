@@ -160,11 +160,13 @@ def human_items(p: Parsed, data: dict, speakers: dict[int, str]) -> dict:
                                        channel=None if label in CHANNEL_FREE and ch is None else ch,
                                        start=start, end=end, confidence=1.0, source="human", attributes=dict(who)))
     return {"task_key": data["task_key"], "window": [w0, float(data["window_end"])], "verdict": p.verdict,
-            "annotator": p.annotator, "segments": segs, "words": words, "events": events}
+            "annotator": p.annotator, "annotated_at": p.created_at, "segments": segs, "words": words, "events": events}
 
 
-def merge_export(out: Path, exported: list[dict]) -> dict:
-    """Write OUT/review/human/<recording>.json, audit.parquet, rejected.json, disagreements.json."""
+def merge_export(out: Path, exported: list[dict], align=None) -> dict:
+    """Write OUT/review/human/<recording>.json, audit.parquet, rejected.json, disagreements.json.
+    `align(merged) -> report`, when given, times the human words of the merged windows in place
+    (realign.realign_windows) before anything is written."""
     out = Path(out)
     recs = pd.read_parquet(out / "tables" / "recordings.parquet").set_index("recording_id")
     segs = pd.read_parquet(out / "tables" / "segments.parquet")
@@ -202,18 +204,22 @@ def merge_export(out: Path, exported: list[dict]) -> dict:
         items = human_items(good[-1], data, {c["channel"]: c["speaker_id"] for c in channels})
         items["agreement"] = [agreement(good[0], g) for g in good[1:]]
         merged.setdefault(rid, []).append(items)
-        w0, w1 = items["window"]
-        mid_in = lambda f: f[(f.recording_id == rid) & ((f.start + f.end) / 2 >= w0) & ((f.start + f.end) / 2 < w1)]  # noqa: E731
-        for kind, before, after in (("segment", mid_in(segs), items["segments"]), ("word", mid_in(words_t), items["words"]),
-                                    ("event", mid_in(events_t[events_t.source != "human"]), items["events"])):
-            for row in before.to_dict("records"):
-                audit.append(dict(task_key=data["task_key"], recording_id=rid, kind=kind, action="removed",
-                                  before=json.dumps(row, default=str, ensure_ascii=False), after=None,
-                                  annotator=items["annotator"], annotated_at=good[-1].created_at))
-            for row in after:
-                audit.append(dict(task_key=data["task_key"], recording_id=rid, kind=kind, action="added", before=None,
-                                  after=json.dumps(row, default=str, ensure_ascii=False),
-                                  annotator=items["annotator"], annotated_at=good[-1].created_at))
+    report = align(merged) if align is not None and merged else {}
+    for rid, windows in merged.items():
+        for items in windows:
+            w0, w1 = items["window"]
+            mid_in = lambda f: f[(f.recording_id == rid) & ((f.start + f.end) / 2 >= w0) & ((f.start + f.end) / 2 < w1)]  # noqa: E731
+            who = dict(task_key=items["task_key"], recording_id=rid, annotator=items["annotator"],
+                       annotated_at=items["annotated_at"])
+            for kind, before, after in (("segment", mid_in(segs), items["segments"]),
+                                        ("word", mid_in(words_t), items["words"]),
+                                        ("event", mid_in(events_t[events_t.source != "human"]), items["events"])):
+                for row in before.to_dict("records"):
+                    audit.append(dict(who, kind=kind, action="removed", after=None,
+                                      before=json.dumps(row, default=str, ensure_ascii=False)))
+                for row in after:
+                    audit.append(dict(who, kind=kind, action="added", before=None,
+                                      after=json.dumps(row, default=str, ensure_ascii=False)))
     for rid, windows in merged.items():  # later pulls replace the same windows, keep the others
         path = human_dir / f"{rid}.json"
         previous = json.loads(path.read_text())["windows"] if path.exists() else []
@@ -229,4 +235,4 @@ def merge_export(out: Path, exported: list[dict]) -> dict:
     write_json(out / "review" / "rejected.json", rejected)
     write_json(out / "review" / "disagreements.json", disagreements)
     return {"windows_merged": sum(len(v) for v in merged.values()), "rejected_annotations": len(rejected),
-            "disagreements": len(disagreements), "changes": len(audit)}
+            "disagreements": len(disagreements), "changes": len(audit), **report}

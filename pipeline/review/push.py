@@ -9,6 +9,7 @@ from pipeline.config import Workflow, workflow_from_dict
 from pipeline.review.labeling import labeling_config
 from pipeline.review.labelstudio import LabelStudioBridge
 from pipeline.review.merge import merge_export
+from pipeline.review.realign import realign_windows
 from pipeline.review.tasks import build_tasks, document_root, risky_windows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +51,8 @@ def pull(out: Path, bridge: LabelStudioBridge, reshard: bool = True) -> dict:
     t0 = time.perf_counter()
     state = json.loads((out / "review" / "state.json").read_text())
     exported = bridge.export(state["project_id"])
-    report = merge_export(out, exported)
+    wf = _workflow(out)
+    report = merge_export(out, exported, align=lambda merged: realign_windows(out, wf, merged))
     if reshard and report["windows_merged"]:
         from pipeline.runner import run
 

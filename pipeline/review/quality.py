@@ -33,3 +33,29 @@ def auroc(labels: pd.DataFrame) -> float:
     from sklearn.metrics import roc_auc_score
 
     return float(roc_auc_score(labels.wrong.astype(int), labels.risk))
+
+
+def truth_windows(truth_words: pd.DataFrame, recordings: pd.DataFrame, window: float = 30.0) -> dict[str, list[dict]]:
+    """What a perfect annotator would submit for the first `window` s of each recording: one speech
+    region per truth utterance (its exact span, its words as text), as merge.human_items turns it into
+    human segments and evenly spread words. For measuring how human words are timed."""
+    from pipeline.review.merge import Parsed, Region, human_items
+    from pipeline.review.labeling import speaker_label
+
+    merged = {}
+    for rec in recordings.itertuples():
+        words = truth_words[truth_words.recording_id == rec.recording_id]
+        end = min(float(rec.duration), window)
+        regions = []
+        for _, utt in words.groupby(["channel", "utterance"]):
+            if utt.end.max() <= end:
+                text = ("" if utt.language.iloc[0] == "zh" else " ").join(utt.sort_values("index").word)
+                regions.append(Region(float(utt.start.min()), float(utt.end.max()),
+                                      [speaker_label(int(utt.channel.iloc[0]))], text))
+        if regions:
+            parsed = Parsed(0, "truth", "", "fixed", regions)
+            data = {"recording_id": rec.recording_id, "window_start": 0.0, "window_end": end,
+                    "task_key": f"truth:{rec.recording_id}"}
+            channels = json.loads(rec.channels) if isinstance(rec.channels, str) else list(rec.channels)
+            merged[rec.recording_id] = [human_items(parsed, data, {c["channel"]: c["speaker_id"] for c in channels})]
+    return merged

@@ -87,6 +87,19 @@ class ClipPlan:
         return a + min(max(t - offset, 0.0), b - a)
 
 
+@dataclass(frozen=True)
+class TextToAlign:
+    """A text someone gave for stretches of one channel of a recording (within 30 s, in order;
+    the audio between them is silenced, as for packed IPUs)."""
+
+    audio_path: str  # the recording's 16 kHz analysis track (all channels)
+    duration: float
+    channel: int
+    spans: tuple[tuple[float, float], ...]
+    text: str
+    language: str
+
+
 @dataclass
 class ItemState:
     item: WorkItem
@@ -412,12 +425,10 @@ class AsrStage(Stage):
                                       self.cfg.pack_gap, rec.duration)
             audios.append(audio)
             floors.append(floor)
-        cfg = self.cfg
         decoded = self.engine.run([Clip(a, p.language, p.prompt, p.text) for a, p in zip(audios, plans)])
         for p, audio, floor, d in zip(plans, audios, floors, decoded):
             st = states[p.item]
             t0 = max(0.0, p.start)
-            energy = frame_energy_db(audio[None, :], int(HOP_S * RATE))[0]
             text = to_simplified(d.text) if d.language == "zh" else d.text
             clip_info = dict(channel=p.channel, start=round(t0, 3), end=round(p.end, 3), role=p.role,
                              language=d.language, language_probability=round(d.language_probability, 3),
@@ -429,23 +440,64 @@ class AsrStage(Stage):
                 st.compared.append(dict(utterance=p.utterance, channel=p.channel, start=t0, asr_text=text,
                                         given_text=ref, **error_rate(ref, text)))
                 continue
-            # placement works in clip time, on the clip's own energy; then back to recording time
-            words = self.ctc_words(d.language, audio, text)
-            if words is None:
-                words = [dict(word=to_simplified(w.word) if d.language == "zh" else w.word, start=w.start,
-                              end=w.end, score=round(w.probability, 4)) for w in d.words]
+            words = self.clip_words(d, audio, text)
             if p.role == "asr":
                 words = self.gate(st, p, d, text, words)
-            if not words:
-                continue
-            words = place_words(words, p.to_clip_spans(cfg.pad, cfg.pack_gap), energy, 0.0,
-                                floor + cfg.snap_floor_db, cfg.min_word)
-            for w in words:
-                mid = p.to_recording((w["start"] + w["end"]) / 2, cfg.pad, cfg.pack_gap)
-                shift = mid - (w["start"] + w["end"]) / 2  # one piece per word: a plain shift
-                st.words.append(dict(channel=p.channel, language=d.language, source="transcript" if p.text else "asr",
-                                     word=w["word"], start=round(w["start"] + shift, 3), end=round(w["end"] + shift, 3),
-                                     score=w["score"], interpolated=bool(w["interpolated"])))
+            st.words += self.recording_words(p, audio, floor, d.language, words,
+                                             source="transcript" if p.text else "asr")
+
+    def clip_words(self, d, audio: np.ndarray, text: str) -> list[dict]:
+        """The decoded clip's words in clip time: from the CTC aligner when one is configured for
+        the language, else from Whisper's cross-attention alignment."""
+        words = self.ctc_words(d.language, audio, text)
+        if words is None:
+            words = [dict(word=to_simplified(w.word) if d.language == "zh" else w.word, start=w.start,
+                          end=w.end, score=round(w.probability, 4)) for w in d.words]
+        return words
+
+    def recording_words(self, p: ClipPlan, audio: np.ndarray, floor: float, language: str, words: list[dict],
+                        source: str) -> list[dict]:
+        """Placement works in clip time, on the clip's own energy; then back to recording time."""
+        cfg = self.cfg
+        if not words:
+            return []
+        energy = frame_energy_db(audio[None, :], int(HOP_S * RATE))[0]
+        words = place_words(words, p.to_clip_spans(cfg.pad, cfg.pack_gap), energy, 0.0,
+                            floor + cfg.snap_floor_db, cfg.min_word)
+        out = []
+        for w in words:
+            mid = p.to_recording((w["start"] + w["end"]) / 2, cfg.pad, cfg.pack_gap)
+            shift = mid - (w["start"] + w["end"]) / 2  # one piece per word: a plain shift
+            out.append(dict(channel=p.channel, language=language, source=source, word=w["word"],
+                            start=round(w["start"] + shift, 3), end=round(w["end"] + shift, 3),
+                            score=w["score"], interpolated=bool(w["interpolated"])))
+        return out
+
+    def align_texts(self, requests: list[TextToAlign]) -> list[list[dict]]:
+        """Word times for texts that someone wrote for a stretch of one channel (an annotator's
+        corrected transcript): the given-transcript path of this stage, in batches. Words come
+        back in recording time, inside the stretch, `source` = "human"."""
+        from pipeline.whisper import Clip
+
+        cfg = self.cfg
+        out: list[list[dict]] = []
+        for i in range(0, len(requests), cfg.batch_size):
+            batch = requests[i: i + cfg.batch_size]
+            plans, audios, floors = [], [], []
+            for k, r in enumerate(batch):
+                start, end = r.spans[0][0] - cfg.pad, r.spans[-1][1] + cfg.pad
+                if end - start > 30.0:
+                    raise ValueError(f"text to align spans {end - start:.1f} s; a Whisper clip holds 30 s")
+                plan = ClipPlan(k, r.channel, start, end, list(r.spans), r.language, None, r.text, "transcript")
+                audio, floor = clip_audio(r.audio_path, r.channel, plan, cfg.pad, cfg.pack_gap, r.duration)
+                plans.append(plan)
+                audios.append(audio)
+                floors.append(floor)
+            decoded = self.engine.run([Clip(a, p.language, None, p.text) for a, p in zip(audios, plans)])
+            for p, audio, floor, d in zip(plans, audios, floors, decoded):
+                out.append(self.recording_words(p, audio, floor, d.language, self.clip_words(d, audio, p.text),
+                                                source="human"))
+        return out
 
     def gate(self, st: ItemState, p: ClipPlan, d, text: str, words: list[dict]) -> list[dict]:
         """Drop what Whisper says without speech behind it; record every drop with its reason."""

@@ -1,0 +1,151 @@
+"""Annotators type text, not word times. Their transcripts get word times here, before the merge
+writes them:
+
+- a region the annotator left as it was (same channel, edges within `KEEP_EDGE` s, same text as
+  the automatic segment) keeps the ASR stage's word times: they were measured already;
+- every other region is aligned with the aligner the ASR stage uses for given transcripts (Whisper
+  cross-attention, or the CTC aligner where configured), on the channel's leak-cancelled track, its
+  words kept inside the region. The regions of one channel in one window share a clip (a window is
+  at most 30 s, one Whisper clip), so a window costs one encoder pass per channel.
+
+Words that cannot be placed are spread between their placed neighbours and flagged `interpolated`,
+as in the ASR stage. Without an aligner (asr disabled, or review.realign false) the merge's even
+spread stays, flagged `interpolated`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.audio import probe
+from pipeline.config import Workflow
+from pipeline.text import join_text, normalise, units
+
+KEEP_EDGE = 0.05  # s
+
+
+def stage_dir(out: Path, recording_id: str, stage: str) -> Path:
+    """A finished stage's folder for one recording, found under this OUT (outputs.json names the
+    folders by absolute path, and OUT may have been moved or copied since)."""
+    outputs = json.loads((out / "outputs.json").read_text())
+    return out / "cache" / stage / recording_id / Path(outputs[recording_id][stage]).name
+
+
+def language_of(text: str, languages: tuple[str, ...]) -> str | None:
+    lang = "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in text) else "en"
+    return lang if lang in languages else None
+
+
+def _kept_words(seg: dict, auto_segs: pd.DataFrame, auto_words: pd.DataFrame) -> list[dict] | None:
+    """The automatic words of the segment the annotator did not change, else None."""
+    same = auto_segs[(auto_segs.channel == seg["channel"]) & ((auto_segs.start - seg["start"]).abs() <= KEEP_EDGE)
+                     & ((auto_segs.end - seg["end"]).abs() <= KEEP_EDGE)]
+    for auto in same.itertuples():
+        if normalise(json.loads(auto.attributes).get("text", "")) == normalise(seg["attributes"].get("text", "")):
+            words = auto_words[auto_words.segment_id == auto.segment_id].sort_values("start")
+            lo, hi = seg["start"], seg["end"]  # the annotator's edges win: times clamped into them
+            return [dict(channel=int(w.channel), language=w.language, source="human", word=w.word,
+                         start=min(max(float(w.start), lo), hi), end=max(min(float(w.end), hi), lo), score=1.0,
+                         interpolated=bool(w.interpolated))
+                    for w in words.itertuples()]
+    return None
+
+
+def _clip_groups(segs: list[dict], pad: float) -> list[list[dict]]:
+    """Consecutive regions of one channel that fit one Whisper clip together (30 s with padding)."""
+    groups: list[list[dict]] = []
+    for seg in sorted(segs, key=lambda s: s["start"]):
+        if groups and seg["end"] + pad - (groups[-1][0]["start"] - pad) <= 30.0:
+            groups[-1].append(seg)
+        else:
+            groups.append([seg])
+    return groups
+
+
+def realign_windows(out: Path, workflow: Workflow, merged: dict[str, list[dict]]) -> dict:
+    """Time the human words of the merged windows (recording -> windows, as merge.human_items makes
+    them) in place. Returns counts for the pull report."""
+    report = {"human_words_kept": 0, "human_words_aligned": 0, "human_words_interpolated": 0}
+    if not workflow.review.realign or not workflow.asr.enabled:
+        return report
+    segs_t = pd.read_parquet(out / "tables" / "segments.parquet")
+    words_t = pd.read_parquet(out / "tables" / "words.parquet")
+    languages = tuple(workflow.asr.languages)
+    timed: dict[int, list[dict]] = {}  # id(segment) -> its words
+    kept_ids: set[int] = set()
+    requests, groups = [], []
+    for rid, windows in merged.items():
+        auto_segs = segs_t[(segs_t.recording_id == rid) & (segs_t.source != "human")]
+        auto_words = words_t[(words_t.recording_id == rid) & (words_t.source != "human")]
+        track = None
+        for w in windows:
+            to_align: dict[tuple[int, str], list[dict]] = {}
+            for seg in w["segments"]:
+                text = seg["attributes"].get("text", "").strip()
+                lang = language_of(text, languages)
+                if not units(text) or lang is None:
+                    continue
+                kept = _kept_words(seg, auto_segs, auto_words)
+                if kept:
+                    timed[id(seg)] = kept
+                    kept_ids.add(id(seg))
+                else:
+                    to_align.setdefault((seg["channel"], lang), []).append(seg)
+            for (channel, lang), segs in sorted(to_align.items(), key=lambda kv: kv[0]):
+                if track is None:
+                    path = str(stage_dir(out, rid, "decrosstalk") / "analysis.flac")
+                    track = (path, probe(path).duration)
+                for group in _clip_groups(segs, workflow.asr.pad):
+                    groups.append(group)
+                    requests.append(_request(track, channel, group, lang))
+    if requests:
+        from pipeline.stages.asr import AsrStage
+
+        stage = AsrStage(workflow)
+        stage.ensure_setup()
+        singles = []
+        for request, group, words in zip(requests, groups, stage.align_texts(requests)):
+            per_seg = _split_by_segment(group, words)
+            if per_seg is None:  # the shared clip put words in the wrong region: align them one by one
+                singles += [(seg, _request((request.audio_path, request.duration), request.channel, [seg],
+                                           request.language)) for seg in group]
+            else:
+                timed.update(per_seg)
+        for (seg, _), words in zip(singles, stage.align_texts([q for _, q in singles])):
+            timed[id(seg)] = words
+    for windows in merged.values():
+        for w in windows:
+            new_words, changed = [], set()
+            for seg in w["segments"]:
+                if id(seg) not in timed:
+                    continue
+                changed.add((seg["channel"], seg["start"]))
+                for x in timed[id(seg)]:
+                    x.update(segment_start=seg["start"], score=1.0)  # the text is the annotator's
+                    report["human_words_interpolated" if x["interpolated"] else
+                           "human_words_kept" if id(seg) in kept_ids else "human_words_aligned"] += 1
+                new_words += timed[id(seg)]
+            keep = [x for x in w["words"] if (x["channel"], x.get("segment_start")) not in changed]
+            w["words"] = sorted(keep + new_words, key=lambda x: (x["channel"], x["start"]))
+    return report
+
+
+def _request(track: tuple[str, float], channel: int, group: list[dict], language: str):
+    from pipeline.stages.asr import TextToAlign
+
+    text = join_text([s["attributes"]["text"].strip() for s in group])
+    return TextToAlign(track[0], track[1], channel, tuple((s["start"], s["end"]) for s in group), text, language)
+
+
+def _split_by_segment(group: list[dict], words: list[dict]) -> dict[int, list[dict]] | None:
+    """Words of a shared clip back to their regions (each word lies inside one region); None when a
+    region's words do not spell its text."""
+    out = {}
+    for seg in group:
+        mine = [w for w in words if seg["start"] - 1e-3 <= (w["start"] + w["end"]) / 2 <= seg["end"] + 1e-3]
+        if units(join_text([w["word"] for w in mine])) != units(seg["attributes"]["text"]):
+            return None
+        out[id(seg)] = mine
+    return out
