@@ -105,7 +105,7 @@ def unit_timing_errors(ref: pd.DataFrame, hyp: pd.DataFrame) -> tuple[list[float
 def score_words(run_tables: str | Path, truth: str | Path, recordings: list[str] | None = None) -> dict:
     """Word/character error rate, timing error of correctly recognised units (truth words espeak
     spoke as one are left out of timing), share of words with times, listener-token recall."""
-    from pipeline.text import error_rate, is_backchannel_text
+    from pipeline.text import error_rate
 
     hyp = pd.read_parquet(Path(run_tables) / "words.parquet")
     ref = pd.read_parquet(Path(truth) / "words.parquet")

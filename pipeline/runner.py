@@ -34,7 +34,7 @@ from pipeline.stages.ipus import IpuStage, load_events, load_segments
 from pipeline.stages.samples import SamplesStage
 from pipeline.stages.tracks import TracksStage
 from pipeline.stages.vad import VadStage
-from pipeline.storage import StageCache, write_json
+from pipeline.storage import StageCache, write_json, write_stage_outputs
 
 log = logging.getLogger("duplexcorpus")
 
@@ -262,5 +262,5 @@ def write_outputs(out: Path, items: list[WorkItem], quarantine: list[Quarantine]
 
     write_json(out / "stats.json", corpus_stats(rec_rows, segments, events, q_rows, words))
     # where each recording's stage outputs live (exports read audio from here)
-    write_json(out / "outputs.json", {i.recording_id: i.outputs for i in items})
+    write_stage_outputs(out, {i.recording_id: i.outputs for i in items})
     return shards

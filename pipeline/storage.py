@@ -90,3 +90,29 @@ class StageCache:
         for path in stale:
             shutil.rmtree(path, ignore_errors=True)
         return len(stale)
+
+
+def write_stage_outputs(out: Path, outputs: dict[str, dict[str, str]]) -> None:
+    """OUT/outputs.json: recording -> stage -> its finished cache folder, relative to OUT (so a
+    run folder can be moved or copied and still be read)."""
+    out = Path(out)
+    rel = {rid: {stage: os.path.relpath(path, out) for stage, path in stages.items()} for rid, stages in outputs.items()}
+    write_json(out / "outputs.json", rel)
+
+
+def stage_outputs(out: Path) -> dict[str, dict[str, Path]]:
+    """OUT/outputs.json read back as absolute folders under this OUT. Runs written before the paths
+    were relative hold absolute ones: those are found again under OUT/cache/<stage>/<recording>/."""
+    out = Path(out)
+    found = {}
+    for rid, stages in json.loads((out / "outputs.json").read_text()).items():
+        found[rid] = {}
+        for stage, path in stages.items():
+            p = Path(path)
+            if not p.is_absolute():
+                p = out / p
+            elif not p.exists():
+                p = out / "cache" / stage / rid / p.name
+            found[rid][stage] = p
+    return found
+

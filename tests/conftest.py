@@ -1,7 +1,6 @@
 """Shared fixtures: one real local Ray for the session, one end-to-end run on data_samples."""
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path

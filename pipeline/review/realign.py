@@ -14,23 +14,17 @@ spread stays, flagged `interpolated`.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline.audio import probe
 from pipeline.config import Workflow
-from pipeline.text import join_text, normalise, units
+from pipeline.review.tasks import words_in_window
+from pipeline.storage import stage_outputs
+from pipeline.text import join_text, units
 
 KEEP_EDGE = 0.05  # s
-
-
-def stage_dir(out: Path, recording_id: str, stage: str) -> Path:
-    """A finished stage's folder for one recording, found under this OUT (outputs.json names the
-    folders by absolute path, and OUT may have been moved or copied since)."""
-    outputs = json.loads((out / "outputs.json").read_text())
-    return out / "cache" / stage / recording_id / Path(outputs[recording_id][stage]).name
 
 
 def language_of(text: str, languages: tuple[str, ...]) -> str | None:
@@ -38,18 +32,20 @@ def language_of(text: str, languages: tuple[str, ...]) -> str | None:
     return lang if lang in languages else None
 
 
-def _kept_words(seg: dict, auto_segs: pd.DataFrame, auto_words: pd.DataFrame) -> list[dict] | None:
-    """The automatic words of the segment the annotator did not change, else None."""
-    same = auto_segs[(auto_segs.channel == seg["channel"]) & ((auto_segs.start - seg["start"]).abs() <= KEEP_EDGE)
-                     & ((auto_segs.end - seg["end"]).abs() <= KEEP_EDGE)]
+def _kept_words(seg: dict, window: list[float], auto_segs: pd.DataFrame, auto_words: pd.DataFrame) -> list[dict] | None:
+    """The automatic words of the segment the annotator did not change (as the task showed it:
+    cut at the window's edges), else None."""
+    shown_start, shown_end = auto_segs.start.clip(lower=window[0]), auto_segs.end.clip(upper=window[1])
+    same = auto_segs[(auto_segs.channel == seg["channel"]) & ((shown_start - seg["start"]).abs() <= KEEP_EDGE)
+                     & ((shown_end - seg["end"]).abs() <= KEEP_EDGE)]
     for auto in same.itertuples():
-        if normalise(json.loads(auto.attributes).get("text", "")) == normalise(seg["attributes"].get("text", "")):
-            words = auto_words[auto_words.segment_id == auto.segment_id].sort_values("start")
+        shown = words_in_window(auto_words[auto_words.segment_id == auto.segment_id], *window)
+        if units(join_text(list(shown.word))) == units(seg["attributes"].get("text", "")):
             lo, hi = seg["start"], seg["end"]  # the annotator's edges win: times clamped into them
             return [dict(channel=int(w.channel), language=w.language, source="human", word=w.word,
                          start=min(max(float(w.start), lo), hi), end=max(min(float(w.end), hi), lo), score=1.0,
                          interpolated=bool(w.interpolated))
-                    for w in words.itertuples()]
+                    for w in shown.itertuples()]
     return None
 
 
@@ -87,7 +83,7 @@ def realign_windows(out: Path, workflow: Workflow, merged: dict[str, list[dict]]
                 lang = language_of(text, languages)
                 if not units(text) or lang is None:
                     continue
-                kept = _kept_words(seg, auto_segs, auto_words)
+                kept = _kept_words(seg, w["window"], auto_segs, auto_words)
                 if kept:
                     timed[id(seg)] = kept
                     kept_ids.add(id(seg))
@@ -95,7 +91,7 @@ def realign_windows(out: Path, workflow: Workflow, merged: dict[str, list[dict]]
                     to_align.setdefault((seg["channel"], lang), []).append(seg)
             for (channel, lang), segs in sorted(to_align.items(), key=lambda kv: kv[0]):
                 if track is None:
-                    path = str(stage_dir(out, rid, "decrosstalk") / "analysis.flac")
+                    path = str(stage_outputs(out)[rid]["decrosstalk"] / "analysis.flac")
                     track = (path, probe(path).duration)
                 for group in _clip_groups(segs, workflow.asr.pad):
                     groups.append(group)

@@ -15,6 +15,8 @@ from pipeline.audio import read_window
 from pipeline.config import Workflow
 from pipeline.review.labeling import speaker_label
 from pipeline.review.routing import Window, choose_windows
+from pipeline.storage import stage_outputs
+from pipeline.text import join_text
 
 EVENT_LABEL = {"backchannel": "Backchannel", "interruption": "Interruption", "crosstalk": "Crosstalk",
                "overlap": "Overlap", "laughter": "Laughter", "noise": "Noise"}
@@ -36,6 +38,12 @@ def risky_windows(out: Path, workflow: Workflow) -> list[Window]:
     return choose_windows(risky, dict(zip(recs.recording_id, recs.duration)), workflow.review)
 
 
+def words_in_window(words: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
+    """The words whose midpoint lies in [start, end): those a reviewed window replaces."""
+    mid = (words.start + words.end) / 2
+    return words[(mid >= start) & (mid < end)].sort_values("start")
+
+
 def _region(rid: str, start: float, end: float, channel: int, labels: list[str], dur: float) -> dict:
     return {"id": rid, "from_name": "label", "to_name": "audio", "type": "labels", "original_length": dur,
             "value": {"start": round(start, 3), "end": round(end, 3), "channel": channel, "labels": labels}}
@@ -45,8 +53,9 @@ def build_tasks(out: Path, workflow: Workflow, windows: list[Window]) -> list[di
     out = Path(out)
     recs = pd.read_parquet(out / "tables" / "recordings.parquet").set_index("recording_id")
     segs = pd.read_parquet(out / "tables" / "segments.parquet")
+    words = pd.read_parquet(out / "tables" / "words.parquet")
     events = pd.read_parquet(out / "tables" / "events.parquet")
-    outputs = json.loads((out / "outputs.json").read_text())
+    outputs = stage_outputs(out)
     audio_dir = out / "review" / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
     root = document_root(out)
@@ -55,7 +64,7 @@ def build_tasks(out: Path, workflow: Workflow, windows: list[Window]) -> list[di
         rec = recs.loc[w.recording_id]
         wav = audio_dir / f"{w.key}.wav"
         if not wav.exists():  # the same window always has the same audio
-            audio, sr = read_window(str(Path(outputs[w.recording_id]["tracks"]) / "audio.flac"), w.start, w.end)
+            audio, sr = read_window(str(outputs[w.recording_id]["tracks"] / "audio.flac"), w.start, w.end)
             sf.write(wav, audio.T, sr, subtype="PCM_16")
         dur = w.end - w.start
         result = []
@@ -71,6 +80,8 @@ def build_tasks(out: Path, workflow: Workflow, windows: list[Window]) -> list[di
             s, e_ = max(seg.start, w.start) - w.start, min(seg.end, w.end) - w.start
             result.append(_region(rid, s, e_, seg.channel, labels, dur))
             text = json.loads(seg.attributes).get("text", "")
+            if seg.start < w.start or seg.end > w.end:  # cut by the window: the words that the merge replaces
+                text = join_text(list(words_in_window(words[words.segment_id == seg.segment_id], w.start, w.end).word))
             result.append({"id": rid, "from_name": "transcript", "to_name": "audio", "type": "textarea",
                            "original_length": dur, "value": {"start": round(s, 3), "end": round(e_, 3), "text": [text]}})
         for k, e in enumerate(ev[ev.type.isin(["crosstalk", "overlap"])].itertuples()):
