@@ -58,13 +58,14 @@ def throughput(overrides: dict | None = None) -> None:
     from pipeline.evaluate import score_words
     from pipeline.stages.asr import AsrStage
     from pipeline.stages.base import WorkItem
+    from pipeline.storage import stage_outputs
     from pipeline.whisper import Clip, WhisperEngine, resolve_whisper
 
     tmp = Path(tempfile.mkdtemp(prefix="dxc-asr-tp-"))
     wf = load_workflow(ROOT / "workflows" / "samples.yaml", overrides)
     out = tmp / "out"
     run(ROOT / "data_samples" / "audio", out, wf, executor="local")
-    outputs = json.loads((out / "outputs.json").read_text())
+    outputs = {rid: {stage: str(path) for stage, path in stages.items()} for rid, stages in stage_outputs(out).items()}
     recs = pd.read_parquet(out / "tables" / "recordings.parquet")
     two = recs[recs.num_channels == 2].recording_id.tolist()
     items = []

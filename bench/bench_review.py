@@ -5,7 +5,8 @@ long do push and pull of 1,000 tasks take against a local Label Studio.
 
 AUROC: each automatic segment of the sample run is `wrong` when no truth IPU matches it within
 200 ms at both ends or its text's unit error rate against the truth is above 0.2; the score is the
-segment's routing risk. Timing: 1,000 windows tiled over the sample recordings (10 s each), pushed
+segment's routing risk. Human words: a perfect annotator's regions and text (the truth), word times
+spread evenly vs aligned, against the exact word truth. Timing: 1,000 windows tiled over the sample recordings (10 s each), pushed
 with predictions; every task then gets an annotation through the API; pull = export + validate +
 merge (the re-shard that follows is timed separately).
 """
@@ -28,12 +29,38 @@ from pipeline.review.quality import auroc, label_segments  # noqa: E402
 from pipeline.runner import run  # noqa: E402
 
 
+def human_word_timing(out: Path, wf) -> None:
+    """A perfect annotator's regions and text for the first 30 s of each English sample: word times
+    spread evenly over each region (no aligner) vs aligned by realign_windows, against the truth."""
+    import copy
+
+    import numpy as np
+
+    from pipeline.review.quality import human_word_errors, truth_windows
+    from pipeline.review.realign import realign_windows
+
+    truth = pd.read_parquet(ROOT / "data_samples" / "truth" / "words.parquet")
+    recs = pd.read_parquet(out / "tables" / "recordings.parquet")
+    merged = truth_windows(truth, recs[recs.recording_id.isin(truth[truth.language == "en"].recording_id)])
+    even = copy.deepcopy(merged)
+    t0 = time.perf_counter()
+    report = realign_windows(out, wf, merged)
+    seconds = time.perf_counter() - t0
+    regions = sum(len(w["segments"]) for ws in merged.values() for w in ws)
+    for name, m in (("spread evenly", even), ("aligned", merged)):
+        starts, ends = human_word_errors(m, truth)
+        print(f"human words {name:13s}: start/end error median {np.median(starts) * 1000:.0f}/{np.median(ends) * 1000:.0f} ms, "
+              f"p90 {np.percentile(starts, 90) * 1000:.0f}/{np.percentile(ends, 90) * 1000:.0f} ms ({len(starts)} words)")
+    print(f"re-alignment of {regions} regions: {seconds:.1f} s including the model load ({report})")
+
+
 def main() -> None:
     import os
 
     from pipeline.review.labeling import labeling_config
     from pipeline.review.labelstudio import LabelStudioBridge
     from pipeline.review.merge import merge_export
+    from pipeline.review.realign import realign_windows
     from pipeline.review.routing import Window
     from pipeline.review.server import start, wait_ready
     from pipeline.review.tasks import build_tasks
@@ -58,6 +85,8 @@ def main() -> None:
         if v.nunique() > 1:
             by_reason[name] = round(roc_auc_score(labels.wrong.astype(int), v), 3)
     print("AUROC of each reason alone:", by_reason)
+
+    human_word_timing(out, wf)
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -95,7 +124,7 @@ def main() -> None:
             bridge.client.annotations.create(id=task["id"], result=result)
         t0 = time.perf_counter()
         exported = bridge.export(pid)
-        merged = merge_export(out, exported)
+        merged = merge_export(out, exported, align=lambda m: realign_windows(out, wf, m))
         pull_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         spec = json.loads((out / "run.json").read_text())
@@ -105,7 +134,8 @@ def main() -> None:
         reshard_s = time.perf_counter() - t0
         print(f"push 1000 tasks: {push_s:.1f} s (created {rep.created}); re-push: {repush_s:.1f} s (created {again.created})")
         print(f"pull 1000 annotated tasks (export + validate + merge): {pull_s:.1f} s "
-              f"({merged['windows_merged']} windows merged, {merged['rejected_annotations']} rejected); "
+              f"({merged['windows_merged']} windows merged, {merged['rejected_annotations']} rejected, "
+              f"{merged['human_words_kept']} words kept, {merged['human_words_aligned']} aligned); "
               f"re-shard after it: {reshard_s:.1f} s")
     finally:
         proc.terminate()

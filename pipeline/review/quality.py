@@ -59,3 +59,21 @@ def truth_windows(truth_words: pd.DataFrame, recordings: pd.DataFrame, window: f
             channels = json.loads(rec.channels) if isinstance(rec.channels, str) else list(rec.channels)
             merged[rec.recording_id] = [human_items(parsed, data, {c["channel"]: c["speaker_id"] for c in channels})]
     return merged
+
+
+def human_word_errors(merged: dict[str, list[dict]], truth_words: pd.DataFrame) -> tuple[list[float], list[float]]:
+    """|start| and |end| errors (s) of the human words in merged windows against the word truth."""
+    from pipeline.evaluate import unit_timing_errors
+
+    starts, ends = [], []
+    for rid, windows in merged.items():
+        for w in windows:
+            hyp = pd.DataFrame(w["words"])
+            for ch in sorted(set(hyp.channel)):
+                ref = truth_words[(truth_words.recording_id == rid) & (truth_words.channel == ch)
+                                  & (truth_words.end <= w["window"][1])]
+                s_err, e_err = unit_timing_errors(ref, hyp[hyp.channel == ch])
+                starts += s_err
+                ends += e_err
+    return starts, ends
+

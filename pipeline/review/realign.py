@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.audio import probe
 from pipeline.config import Workflow
 from pipeline.review.tasks import words_in_window
 from pipeline.storage import stage_outputs
-from pipeline.text import join_text, units
+from pipeline.text import join_text, normalise, units
 
 KEEP_EDGE = 0.05  # s
 
@@ -101,16 +102,8 @@ def realign_windows(out: Path, workflow: Workflow, merged: dict[str, list[dict]]
 
         stage = AsrStage(workflow)
         stage.ensure_setup()
-        singles = []
-        for request, group, words in zip(requests, groups, stage.align_texts(requests)):
-            per_seg = _split_by_segment(group, words)
-            if per_seg is None:  # the shared clip put words in the wrong region: align them one by one
-                singles += [(seg, _request((request.audio_path, request.duration), request.channel, [seg],
-                                           request.language)) for seg in group]
-            else:
-                timed.update(per_seg)
-        for (seg, _), words in zip(singles, stage.align_texts([q for _, q in singles])):
-            timed[id(seg)] = words
+        for group, words in zip(groups, stage.align_texts(requests)):
+            timed.update(_split_by_segment(group, words, workflow.asr.min_word))
     for windows in merged.values():
         for w in windows:
             new_words, changed = [], set()
@@ -135,13 +128,28 @@ def _request(track: tuple[str, float], channel: int, group: list[dict], language
     return TextToAlign(track[0], track[1], channel, tuple((s["start"], s["end"]) for s in group), text, language)
 
 
-def _split_by_segment(group: list[dict], words: list[dict]) -> dict[int, list[dict]] | None:
-    """Words of a shared clip back to their regions (each word lies inside one region); None when a
-    region's words do not spell its text."""
+def _split_by_segment(group: list[dict], words: list[dict], min_word: float) -> dict[int, list[dict]]:
+    """Words of a shared clip back to their regions, by text: the k-th region owns the words that
+    spell its text (characters counted without spaces or punctuation). Cross-attention drifts
+    across the silence between regions, so a word placed outside its own region loses its times
+    and is interpolated inside the region, as the ASR stage does with unplaced words."""
+    from pipeline.stages.asr import clamp_to_spans, interpolate
+
+    def length(text: str) -> int:
+        return len(normalise(text).replace(" ", ""))
+
+    bounds = np.cumsum([length(seg["attributes"]["text"]) for seg in group])
+    owned: list[list[dict]] = [[] for _ in group]
+    consumed = 0
+    for w in words:
+        k = min(int(np.searchsorted(bounds, consumed, side="right")), len(group) - 1)
+        owned[k].append(dict(w))
+        consumed += length(w["word"])
     out = {}
-    for seg in group:
-        mine = [w for w in words if seg["start"] - 1e-3 <= (w["start"] + w["end"]) / 2 <= seg["end"] + 1e-3]
-        if units(join_text([w["word"] for w in mine])) != units(seg["attributes"]["text"]):
-            return None
-        out[id(seg)] = mine
+    for seg, mine in zip(group, owned):
+        span = [(seg["start"], seg["end"])]
+        for w in mine:
+            if not seg["start"] - 1e-3 <= (w["start"] + w["end"]) / 2 <= seg["end"] + 1e-3:
+                w.update(start=None, end=None)
+        out[id(seg)] = clamp_to_spans(interpolate(mine, span), span, min_word) if mine else []
     return out

@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import load_workflow
-from pipeline.evaluate import unit_timing_errors
-from pipeline.review.quality import truth_windows
+from pipeline.review.quality import human_word_errors, truth_windows
 from pipeline.review.realign import realign_windows
 from pipeline.text import join_text, units
 from tests.conftest import ROOT, SAMPLES
@@ -23,19 +22,6 @@ TRUTH = pd.read_parquet(SAMPLES / "truth" / "words.parquet")
 @pytest.fixture(scope="module")
 def workflow():
     return load_workflow(ROOT / "workflows" / "samples.yaml")
-
-
-def _timing_errors(merged: dict) -> tuple[list[float], list[float]]:
-    starts, ends = [], []
-    for rid, windows in merged.items():
-        for w in windows:
-            hyp = pd.DataFrame(w["words"])
-            for ch in sorted(set(hyp.channel)):
-                ref = TRUTH[(TRUTH.recording_id == rid) & (TRUTH.channel == ch) & (TRUTH.end <= w["window"][1])]
-                s, e = unit_timing_errors(ref, hyp[hyp.channel == ch])
-                starts += s
-                ends += e
-    return starts, ends
 
 
 def test_human_words_are_aligned_to_the_audio(sample_run, workflow):
@@ -56,8 +42,8 @@ def test_human_words_are_aligned_to_the_audio(sample_run, workflow):
                 assert all(seg["start"] - 1e-3 <= x["start"] <= x["end"] <= seg["end"] + 1e-3 for x in mine)
                 assert all(x["source"] == "human" for x in mine)
 
-    even_start, even_end = _timing_errors(even)
-    start, end = _timing_errors(merged)
+    even_start, even_end = human_word_errors(even, TRUTH)
+    start, end = human_word_errors(merged, TRUTH)
     assert len(start) >= 0.9 * len(even_start)
     assert np.median(start) <= 0.05 and np.median(end) <= 0.06
     assert np.median(start) < 0.5 * np.median(even_start) and np.median(end) < 0.5 * np.median(even_end)
