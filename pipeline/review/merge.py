@@ -148,7 +148,7 @@ def human_items(p: Parsed, data: dict, speakers: dict[int, str]) -> dict:
                                  end=end, confidence=1.0, source="human", crosstalk_suppressed=0.0,
                                  attributes={**who, "text": r.text or "", "words": len(units(r.text or ""))}))
                 toks = units(r.text or "")
-                for k, tok in enumerate(toks):  # humans give text, not word times: spread evenly
+                for k, tok in enumerate(toks):  # humans give text, not times: spread evenly (realign.py times them)
                     a = start + (end - start) * k / len(toks)
                     b = start + (end - start) * (k + 1) / len(toks)
                     words.append(dict(channel=ch, language="zh" if "\u4e00" <= tok[0] <= "\u9fff" else "en",
