@@ -14,6 +14,7 @@ spread stays, flagged `interpolated`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,6 @@ import pandas as pd
 
 from pipeline.audio import probe
 from pipeline.config import Workflow
-from pipeline.review.tasks import words_in_window
 from pipeline.storage import stage_outputs
 from pipeline.text import join_text, normalise, units
 
@@ -33,21 +33,38 @@ def language_of(text: str, languages: tuple[str, ...]) -> str | None:
     return lang if lang in languages else None
 
 
-def _kept_words(seg: dict, window: list[float], auto_segs: pd.DataFrame, auto_words: pd.DataFrame) -> list[dict] | None:
-    """The automatic words of the segment the annotator did not change (as the task showed it:
-    cut at the window's edges), else None."""
-    shown_start, shown_end = auto_segs.start.clip(lower=window[0]), auto_segs.end.clip(upper=window[1])
-    same = auto_segs[(auto_segs.channel == seg["channel"]) & ((shown_start - seg["start"]).abs() <= KEEP_EDGE)
-                     & ((shown_end - seg["end"]).abs() <= KEEP_EDGE)]
-    for auto in same.itertuples():
-        shown = words_in_window(auto_words[auto_words.segment_id == auto.segment_id], *window)
-        if units(join_text(list(shown.word))) == units(seg["attributes"].get("text", "")):
-            lo, hi = seg["start"], seg["end"]  # the annotator's edges win: times clamped into them
-            return [dict(channel=int(w.channel), language=w.language, source="human", word=w.word,
-                         start=min(max(float(w.start), lo), hi), end=max(min(float(w.end), hi), lo), score=1.0,
-                         interpolated=bool(w.interpolated))
-                    for w in shown.itertuples()]
-    return None
+@dataclass
+class _Automatic:
+    """One recording's automatic segments (per channel) and words (per segment), as plain lists:
+    a pull looks up every human region here, thousands of times."""
+
+    segments: dict[int, list[tuple[float, float, str]]]
+    words: dict[str, list[dict]]
+
+    @classmethod
+    def of(cls, segs: pd.DataFrame, words: pd.DataFrame) -> "_Automatic":
+        by_channel: dict[int, list[tuple[float, float, str]]] = {}
+        for s in segs.itertuples():
+            by_channel.setdefault(int(s.channel), []).append((float(s.start), float(s.end), s.segment_id))
+        by_segment: dict[str, list[dict]] = {}
+        for w in words.sort_values("start").to_dict("records"):
+            by_segment.setdefault(w["segment_id"], []).append(w)
+        return cls(by_channel, by_segment)
+
+    def kept_words(self, seg: dict, window: list[float]) -> list[dict] | None:
+        """The words of the automatic segment the annotator did not change (as the task showed it:
+        cut at the window's edges, with the words whose midpoint is inside), else None."""
+        w0, w1 = window
+        for start, end, segment_id in self.segments.get(seg["channel"], []):
+            if abs(max(start, w0) - seg["start"]) > KEEP_EDGE or abs(min(end, w1) - seg["end"]) > KEEP_EDGE:
+                continue
+            shown = [w for w in self.words.get(segment_id, []) if w0 <= (w["start"] + w["end"]) / 2 < w1]
+            if shown and units(join_text([w["word"] for w in shown])) == units(seg["attributes"].get("text", "")):
+                lo, hi = seg["start"], seg["end"]  # the annotator's edges win: times clamped into them
+                return [dict(channel=int(w["channel"]), language=w["language"], source="human", word=w["word"],
+                             start=min(max(float(w["start"]), lo), hi), end=max(min(float(w["end"]), hi), lo),
+                             score=1.0, interpolated=bool(w["interpolated"])) for w in shown]
+        return None
 
 
 def _clip_groups(segs: list[dict], pad: float) -> list[list[dict]]:
@@ -69,13 +86,16 @@ def realign_windows(out: Path, workflow: Workflow, merged: dict[str, list[dict]]
         return report
     segs_t = pd.read_parquet(out / "tables" / "segments.parquet")
     words_t = pd.read_parquet(out / "tables" / "words.parquet")
+    segs_t, words_t = segs_t[segs_t.recording_id.isin(merged)], words_t[words_t.recording_id.isin(merged)]
+    segs_by_rec = dict(tuple(segs_t[segs_t.source != "human"].groupby("recording_id")))
+    words_by_rec = dict(tuple(words_t[words_t.source != "human"].groupby("recording_id")))
+    outputs = stage_outputs(out)
     languages = tuple(workflow.asr.languages)
     timed: dict[int, list[dict]] = {}  # id(segment) -> its words
     kept_ids: set[int] = set()
     requests, groups = [], []
     for rid, windows in merged.items():
-        auto_segs = segs_t[(segs_t.recording_id == rid) & (segs_t.source != "human")]
-        auto_words = words_t[(words_t.recording_id == rid) & (words_t.source != "human")]
+        automatic = _Automatic.of(segs_by_rec.get(rid, segs_t.iloc[:0]), words_by_rec.get(rid, words_t.iloc[:0]))
         track = None
         for w in windows:
             to_align: dict[tuple[int, str], list[dict]] = {}
@@ -84,7 +104,7 @@ def realign_windows(out: Path, workflow: Workflow, merged: dict[str, list[dict]]
                 lang = language_of(text, languages)
                 if not units(text) or lang is None:
                     continue
-                kept = _kept_words(seg, w["window"], auto_segs, auto_words)
+                kept = automatic.kept_words(seg, w["window"])
                 if kept:
                     timed[id(seg)] = kept
                     kept_ids.add(id(seg))
@@ -92,7 +112,7 @@ def realign_windows(out: Path, workflow: Workflow, merged: dict[str, list[dict]]
                     to_align.setdefault((seg["channel"], lang), []).append(seg)
             for (channel, lang), segs in sorted(to_align.items(), key=lambda kv: kv[0]):
                 if track is None:
-                    path = str(stage_outputs(out)[rid]["decrosstalk"] / "analysis.flac")
+                    path = str(outputs[rid]["decrosstalk"] / "analysis.flac")
                     track = (path, probe(path).duration)
                 for group in _clip_groups(segs, workflow.asr.pad):
                     groups.append(group)
