@@ -29,6 +29,8 @@ def labeling_config(channels: int = 2) -> str:
                          for c in range(channels))
     events = "\n".join(f'    <Label value="{e}" background="#999999"/>' for e in EVENT_LABELS)
     verdicts = "\n".join(f'    <Choice value="{v}"/>' for v in VERDICTS)
+    # one transcript per region (maxSubmissions=1): the predicted text is corrected in place with its
+    # pencil, not followed by a second line; a region drawn by hand still gets an empty input box
     return f'''<View>
   <Header value="Why this window was sent to you"/>
   <Text name="reasons" value="$reasons"/>
@@ -38,7 +40,7 @@ def labeling_config(channels: int = 2) -> str:
 {speakers}
 {events}
   </Labels>
-  <TextArea name="transcript" toName="audio" perRegion="true" editable="true" rows="2"
+  <TextArea name="transcript" toName="audio" perRegion="true" editable="true" maxSubmissions="1" rows="2"
             placeholder="What was said in this region (characters for Mandarin)"/>
   <Header value="Verdict for the whole window"/>
   <Choices name="verdict" toName="audio" choice="single" required="true">

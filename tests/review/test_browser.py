@@ -4,6 +4,7 @@ transcript, submits; pull brings the change into the tables and the shards."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 
@@ -83,9 +84,13 @@ def test_annotator_edits_a_task_in_the_browser(run_copy, label_studio):
         assert waveform_bands(page.locator("canvas").first.screenshot()) >= 2  # both channels drawn
         assert page.get_by_text(task["data"]["reasons"].split(";")[0]).count() >= 1  # why it was sent
 
-        # change a speech region: add an event label and a transcript line, then submit
+        # change a speech region: correct its transcript in place (its pencil), add an event label, submit
         regions.filter(has_text="Speech_").first.click()
-        box = page.locator("textarea[name=transcript]")
+        predicted = page.locator(".lsf-textarea__region").first
+        predicted.wait_for()
+        assert page.locator("textarea.is-search").count() == 0  # one transcript per region: no second box
+        predicted.locator(".lsf-textarea__actions button").first.click()
+        box = page.locator("textarea[name^=transcript]").first
         box.fill("browser edit check")
         box.press("Enter")
         page.locator(".lsf-label", has_text="Laughter").first.click()
@@ -102,6 +107,7 @@ def test_annotator_edits_a_task_in_the_browser(run_copy, label_studio):
     segs = pd.read_parquet(run_copy / "tables" / "segments.parquet")
     human = segs[(segs.source == "human") & segs.attributes.str.contains("browser edit check")]
     assert len(human) == 1
+    assert json.loads(human.attributes.iloc[0])["text"] == "browser edit check"  # replaced, not appended
     events = pd.read_parquet(run_copy / "tables" / "events.parquet")
     assert ((events.type == "laughter") & (events.source == "human")).sum() == 1
     import webdataset as wds
