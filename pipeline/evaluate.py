@@ -98,8 +98,12 @@ def unit_timing_errors(ref: pd.DataFrame, hyp: pd.DataFrame) -> tuple[list[float
     and hypothesis words of one channel (truth words espeak spoke as one are left out)."""
     r = _unit_rows(ref.sort_values("start"))
     h = _unit_rows(hyp.sort_values("start"))
-    pairs = [(i, j) for i, j in align_units([u[0] for u in r], [u[0] for u in h]) if not r[i][3]["joined"]]
-    return [abs(h[j][1] - r[i][1]) for i, j in pairs], [abs(h[j][2] - r[i][2]) for i, j in pairs]
+    return _pair_errors(r, h, align_units([u[0] for u in r], [u[0] for u in h]))
+
+
+def _pair_errors(r: list, h: list, pairs: list[tuple[int, int]]) -> tuple[list[float], list[float]]:
+    timed = [(i, j) for i, j in pairs if not r[i][3]["joined"]]
+    return [abs(h[j][1] - r[i][1]) for i, j in timed], [abs(h[j][2] - r[i][2]) for i, j in timed]
 
 
 def score_words(run_tables: str | Path, truth: str | Path, recordings: list[str] | None = None) -> dict:
@@ -126,9 +130,9 @@ def score_words(run_tables: str | Path, truth: str | Path, recordings: list[str]
             errors[lang][1] += er["units"]
             rec_err[0] += er["errors"]
             rec_err[1] += er["units"]
-            matched = dict(align_units([u[0] for u in r], [u[0] for u in h]))
-            s_err, e_err = unit_timing_errors(ref[(ref.recording_id == rid) & (ref.channel == ch)],
-                                              hyp[(hyp.recording_id == rid) & (hyp.channel == ch)])
+            pairs = align_units([u[0] for u in r], [u[0] for u in h])
+            matched = dict(pairs)
+            s_err, e_err = _pair_errors(r, h, pairs)
             starts += s_err
             ends += e_err
             # listener tokens: the truth's backchannel utterances, unit by unit

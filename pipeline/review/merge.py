@@ -20,7 +20,7 @@ import pandas as pd
 
 from pipeline.review.labeling import CHANNEL_FREE, EVENT_LABELS, VERDICTS, channel_of
 from pipeline.storage import write_json
-from pipeline.text import error_rate, units
+from pipeline.text import error_rate, is_cjk, units
 
 EVENT_TYPE = {"Backchannel": "backchannel", "Interruption": "interruption", "Laughter": "laughter",
               "Filler": "filler", "Noise": "noise", "Overlap": "overlap", "Crosstalk": "crosstalk"}
@@ -151,7 +151,7 @@ def human_items(p: Parsed, data: dict, speakers: dict[int, str]) -> dict:
                 for k, tok in enumerate(toks):  # humans give text, not times: spread evenly (realign.py times them)
                     a = start + (end - start) * k / len(toks)
                     b = start + (end - start) * (k + 1) / len(toks)
-                    words.append(dict(channel=ch, language="zh" if "\u4e00" <= tok[0] <= "\u9fff" else "en",
+                    words.append(dict(channel=ch, language="zh" if is_cjk(tok[0]) else "en",
                                       source="human", word=tok, start=round(a, 3), end=round(b, 3), score=1.0,
                                       interpolated=True, segment_start=start))
             for label in r.labels:

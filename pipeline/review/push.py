@@ -51,13 +51,13 @@ def pull(out: Path, bridge: LabelStudioBridge, reshard: bool = True) -> dict:
     t0 = time.perf_counter()
     state = json.loads((out / "review" / "state.json").read_text())
     exported = bridge.export(state["project_id"])
-    wf = _workflow(out)
+    spec = json.loads((out / "run.json").read_text())
+    wf = workflow_from_dict(spec["workflow"])
     report = merge_export(out, exported, align=lambda merged: realign_windows(out, wf, merged))
     if reshard and report["windows_merged"]:
         from pipeline.runner import run
 
-        spec = json.loads((out / "run.json").read_text())
-        run(spec["input"], out, workflow_from_dict(spec["workflow"]), executor="local", metadata=spec.get("metadata"))
+        run(spec["input"], out, wf, executor="local", metadata=spec.get("metadata"))
         report["resharded"] = True
     report["seconds"] = round(time.perf_counter() - t0, 2)
     return report

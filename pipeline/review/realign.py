@@ -23,13 +23,13 @@ import pandas as pd
 from pipeline.audio import probe
 from pipeline.config import Workflow
 from pipeline.storage import stage_outputs
-from pipeline.text import join_text, normalise, units
+from pipeline.text import is_cjk, join_text, normalise, units
 
 KEEP_EDGE = 0.05  # s
 
 
 def language_of(text: str, languages: tuple[str, ...]) -> str | None:
-    lang = "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in text) else "en"
+    lang = "zh" if any(is_cjk(ch) for ch in text) else "en"
     return lang if lang in languages else None
 
 

@@ -26,7 +26,6 @@
 from __future__ import annotations
 
 import contextlib
-
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -89,8 +88,8 @@ class ClipPlan:
 
 @dataclass(frozen=True)
 class TextToAlign:
-    """A text someone gave for stretches of one channel of a recording (within 30 s, in order;
-    the audio between them is silenced, as for packed IPUs)."""
+    """A text someone gave for stretches of one channel of a recording (in order, within 30 s:
+    one clip at their real positions, the audio outside them silenced)."""
 
     audio_path: str  # the recording's 16 kHz analysis track (all channels)
     duration: float
@@ -418,13 +417,8 @@ class AsrStage(Stage):
     def run_clips(self, plans: list[ClipPlan], states: list[ItemState]) -> None:
         from pipeline.whisper import Clip
 
-        audios, floors = [], []
-        for p in plans:
-            rec = states[p.item].item.rec()
-            audio, floor = clip_audio(analysis_path(states[p.item].item), p.channel, p, self.cfg.pad,
-                                      self.cfg.pack_gap, rec.duration)
-            audios.append(audio)
-            floors.append(floor)
+        items = [states[p.item].item for p in plans]
+        audios, floors = self.clip_audios(plans, [(analysis_path(item), item.rec().duration) for item in items])
         decoded = self.engine.run([Clip(a, p.language, p.prompt, p.text) for a, p in zip(audios, plans)])
         for p, audio, floor, d in zip(plans, audios, floors, decoded):
             st = states[p.item]
@@ -445,6 +439,15 @@ class AsrStage(Stage):
                 words = self.gate(st, p, d, text, words)
             st.words += self.recording_words(p, audio, floor, d.language, words,
                                              source="transcript" if p.text else "asr")
+
+    def clip_audios(self, plans: list[ClipPlan], sources: list[tuple[str, float]]) -> tuple[list, list]:
+        """Each plan's clip audio and its channel's noise floor; `sources`: (analysis track, duration)."""
+        audios, floors = [], []
+        for p, (path, duration) in zip(plans, sources):
+            audio, floor = clip_audio(path, p.channel, p, self.cfg.pad, self.cfg.pack_gap, duration)
+            audios.append(audio)
+            floors.append(floor)
+        return audios, floors
 
     def clip_words(self, d, audio: np.ndarray, text: str) -> list[dict]:
         """The decoded clip's words in clip time: from the CTC aligner when one is configured for
@@ -483,16 +486,13 @@ class AsrStage(Stage):
         out: list[list[dict]] = []
         for i in range(0, len(requests), cfg.batch_size):
             batch = requests[i: i + cfg.batch_size]
-            plans, audios, floors = [], [], []
+            plans = []
             for k, r in enumerate(batch):
                 start, end = r.spans[0][0] - cfg.pad, r.spans[-1][1] + cfg.pad
                 if end - start > 30.0:
                     raise ValueError(f"text to align spans {end - start:.1f} s; a Whisper clip holds 30 s")
-                plan = ClipPlan(k, r.channel, start, end, list(r.spans), r.language, None, r.text, "transcript")
-                audio, floor = clip_audio(r.audio_path, r.channel, plan, cfg.pad, cfg.pack_gap, r.duration)
-                plans.append(plan)
-                audios.append(audio)
-                floors.append(floor)
+                plans.append(ClipPlan(k, r.channel, start, end, list(r.spans), r.language, None, r.text, "transcript"))
+            audios, floors = self.clip_audios(plans, [(r.audio_path, r.duration) for r in batch])
             decoded = self.engine.run([Clip(a, p.language, None, p.text) for a, p in zip(audios, plans)])
             for p, audio, floor, d in zip(plans, audios, floors, decoded):
                 out.append(self.recording_words(p, audio, floor, d.language, self.clip_words(d, audio, p.text),
