@@ -10,13 +10,29 @@ $(VENV)/.ready: pyproject.toml requirements.lock
 	uv pip install -q -p $(PY) --no-deps -e .
 	touch $@
 
-.PHONY: demo test samples bench
+.PHONY: demo test test-fast system-deps samples bench
 demo: $(VENV)/.ready
 	$(VENV)/bin/duplexcorpus run data_samples/audio --out runs/samples --workflow workflows/samples.yaml
 	$(VENV)/bin/duplexcorpus evaluate runs/samples --truth data_samples/truth
 
-test: $(VENV)/.ready .venv-ls/.ready
+test: system-deps $(VENV)/.ready .venv-ls/.ready
 	$(PY) -m pytest -q tests
+
+# the fast lane for your own loop: pure functions and single stages; no Ray runs, Whisper or Label Studio
+test-fast: $(VENV)/.ready
+	$(PY) -m pytest -q -m "not slow" tests
+
+# What the tests need from Debian (a fresh machine has none of it): the review UI's browser,
+# espeak-ng/sox for synthetic speech, ffmpeg for decoders that go through it. Installed, not skipped.
+SYSTEM_TOOLS := chromium espeak-ng ffmpeg sox
+system-deps:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system tools:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver espeak-ng ffmpeg sox libsox-fmt-all >/dev/null; \
+	fi
 
 samples: $(VENV)/.ready  # re-render data_samples (needs: apt-get install espeak-ng)
 	$(PY) data_samples/make_samples.py

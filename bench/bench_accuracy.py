@@ -7,9 +7,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from pipeline.config import load_workflow
-from pipeline.evaluate import score_run
-from pipeline.runner import run
+from duplexcorpus.config import load_workflow
+from duplexcorpus.evaluate import score_run
+from duplexcorpus.runner import run
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -26,15 +26,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import load_workflow  # noqa: E402
-from pipeline.runner import run  # noqa: E402
+from duplexcorpus.config import load_workflow  # noqa: E402
+from duplexcorpus.runner import run  # noqa: E402
 
 
 def realdata_report(root: Path) -> list[dict]:
     import pandas as pd
 
-    from pipeline.realdata import asr_items, stage_items
-    from pipeline.text import error_rate, join_text
+    from duplexcorpus.realdata import asr_items, stage_items
+    from duplexcorpus.text import error_rate, join_text
 
     items = asr_items(root)
     tmp = Path(tempfile.mkdtemp(prefix="dxc-asr-real-"))
@@ -55,11 +55,11 @@ def throughput(overrides: dict | None = None) -> None:
     import soundfile as sf
     import whisperx
 
-    from pipeline.evaluate import score_words
-    from pipeline.stages.asr import AsrStage
-    from pipeline.stages.base import WorkItem
-    from pipeline.storage import stage_outputs
-    from pipeline.whisper import Clip, WhisperEngine, resolve_whisper
+    from duplexcorpus.evaluate import score_words
+    from duplexcorpus.stages.asr import AsrStage
+    from duplexcorpus.stages.base import WorkItem
+    from duplexcorpus.storage import stage_outputs
+    from duplexcorpus.whisper import Clip, WhisperEngine, resolve_whisper
 
     tmp = Path(tempfile.mkdtemp(prefix="dxc-asr-tp-"))
     wf = load_workflow(ROOT / "workflows" / "samples.yaml", overrides)

@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from pipeline.config import load_workflow  # noqa: E402
-from pipeline.review.quality import auroc, label_segments  # noqa: E402
-from pipeline.runner import run  # noqa: E402
+from duplexcorpus.config import load_workflow  # noqa: E402
+from duplexcorpus.review.quality import auroc, label_segments  # noqa: E402
+from duplexcorpus.runner import run  # noqa: E402
 
 
 def human_word_timing(out: Path, wf) -> None:
@@ -36,8 +36,8 @@ def human_word_timing(out: Path, wf) -> None:
 
     import numpy as np
 
-    from pipeline.review.quality import human_word_errors, truth_windows
-    from pipeline.review.realign import realign_windows
+    from duplexcorpus.review.quality import human_word_errors, truth_windows
+    from duplexcorpus.review.realign import realign_windows
 
     truth = pd.read_parquet(ROOT / "data_samples" / "truth" / "words.parquet")
     recs = pd.read_parquet(out / "tables" / "recordings.parquet")
@@ -57,13 +57,13 @@ def human_word_timing(out: Path, wf) -> None:
 def main() -> None:
     import os
 
-    from pipeline.review.labeling import labeling_config
-    from pipeline.review.labelstudio import LabelStudioBridge
-    from pipeline.review.merge import merge_export
-    from pipeline.review.realign import realign_windows
-    from pipeline.review.routing import Window
-    from pipeline.review.server import start, wait_ready
-    from pipeline.review.tasks import build_tasks
+    from duplexcorpus.review.labeling import labeling_config
+    from duplexcorpus.review.labelstudio import LabelStudioBridge
+    from duplexcorpus.review.merge import merge_export
+    from duplexcorpus.review.realign import realign_windows
+    from duplexcorpus.review.routing import Window
+    from duplexcorpus.review.server import start, wait_ready
+    from duplexcorpus.review.tasks import build_tasks
 
     base = Path(tempfile.mkdtemp(prefix="dxc-bench-review-"))
     (base / "root").mkdir()
@@ -128,7 +128,7 @@ def main() -> None:
         pull_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         spec = json.loads((out / "run.json").read_text())
-        from pipeline.config import workflow_from_dict
+        from duplexcorpus.config import workflow_from_dict
 
         run(spec["input"], out, workflow_from_dict(spec["workflow"]), executor="local")
         reshard_s = time.perf_counter() - t0

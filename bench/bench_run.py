@@ -14,8 +14,8 @@ from pathlib import Path
 
 import soundfile as sf
 
-from pipeline.config import load_workflow
-from pipeline.runner import run
+from duplexcorpus.config import load_workflow
+from duplexcorpus.runner import run
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data_samples" / "audio" / "en_chat_crosstalk.flac"
 

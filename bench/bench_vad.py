@@ -14,10 +14,10 @@ import soundfile as sf
 import soxr
 import torch
 
-from pipeline.config import Workflow
-from pipeline.stages.base import WorkItem
-from pipeline.stages.ipus import hysteresis
-from pipeline.stages.vad import HOP, VAD_RATE, VadStage, load_silero
+from duplexcorpus.config import Workflow
+from duplexcorpus.stages.base import WorkItem
+from duplexcorpus.stages.ipus import hysteresis
+from duplexcorpus.stages.vad import HOP, VAD_RATE, VadStage, load_silero
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data_samples" / "audio"
 FILES = ["en_support_clean.flac", "en_chat_crosstalk.flac", "en_planning_mismatch.flac", "zh_weekend_chat.flac",
@@ -39,7 +39,7 @@ def main() -> None:
         items.append(WorkItem(input={}, recording=rec, outputs={"decrosstalk": str(d / "decrosstalk")}))
         outs.append(d / "out")
         channels += list(x.T)
-    import pipeline.stages.base as base
+    import duplexcorpus.stages.base as base
 
     base.WorkItem.rec = lambda self: type("R", (), self.recording)  # minimal recording view for the bench
     seconds = sum(len(c) for c in channels) / VAD_RATE

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ray_runtime import quiet_environment
+from duplexcorpus.ray_runtime import quiet_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "data_samples"
@@ -40,8 +40,8 @@ def ray_local():
 @pytest.fixture(scope="session")
 def sample_run(ray_local, tmp_path_factory):
     """The main job on the bundled samples, on Ray, exactly as the README runs it."""
-    from pipeline.config import load_workflow
-    from pipeline.runner import run
+    from duplexcorpus.config import load_workflow
+    from duplexcorpus.runner import run
 
     out = tmp_path_factory.mktemp("run") / "out"
     result = run(SAMPLES / "audio", out, load_workflow(ROOT / "workflows" / "samples.yaml"), executor="ray")

@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from pipeline.config import Workflow, WorkflowError, load_workflow, to_dict
+from duplexcorpus.config import Workflow, WorkflowError, load_workflow, to_dict
 from tests.conftest import ROOT
 
 

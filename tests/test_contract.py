@@ -3,7 +3,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from pipeline import contract
+from duplexcorpus import contract
 
 
 @pytest.mark.parametrize("table", contract.TABLES)
@@ -38,7 +38,7 @@ def test_sample_schema_rejects_unknown_event_type():
 
 
 def test_every_artifact_of_a_run_matches_the_contract(sample_run):
-    from pipeline.validate import validate_output
+    from duplexcorpus.validate import validate_output
 
     assert validate_output(sample_run.out) == []
     stats = json.loads((sample_run.out / "stats.json").read_text())

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from pipeline.evaluate import score_run
+from duplexcorpus.evaluate import score_run
 from tests.conftest import SAMPLES
 
 

@@ -1,4 +1,4 @@
-from pipeline.metrics import frame_agreement, match_intervals, to_frames
+from duplexcorpus.metrics import frame_agreement, match_intervals, to_frames
 
 
 def test_match_within_collar():

@@ -2,10 +2,10 @@
 recordings in ../shared/realdata (read in place; skipped where ../shared is absent)."""
 import pandas as pd
 
-from pipeline.config import load_workflow
-from pipeline.realdata import asr_items, stage_items
-from pipeline.runner import run
-from pipeline.text import error_rate, join_text
+from duplexcorpus.config import load_workflow
+from duplexcorpus.realdata import asr_items, stage_items
+from duplexcorpus.runner import run
+from duplexcorpus.text import error_rate, join_text
 from tests.conftest import realdata
 
 

@@ -12,7 +12,7 @@ from tests.conftest import ROOT, SAMPLES
 
 
 def _cli(out, **kw):
-    cmd = [sys.executable, "-m", "pipeline.cli", "run", str(SAMPLES / "audio"), "--out", str(out),
+    cmd = [sys.executable, "-m", "duplexcorpus.cli", "run", str(SAMPLES / "audio"), "--out", str(out),
            "--workflow", str(ROOT / "workflows" / "samples.yaml"), "--quiet"]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, **kw)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from pipeline.storage import stage_outputs, write_stage_outputs
+from duplexcorpus.storage import stage_outputs, write_stage_outputs
 
 
 def test_stage_outputs_follow_a_moved_run_folder(tmp_path):

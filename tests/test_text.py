@@ -1,5 +1,5 @@
 """Text rules: units, error rates, lexicons, hallucination phrases, repetition loops."""
-from pipeline.text import (error_rate, hallucination_phrase, is_backchannel_text, is_filler, normalise,
+from duplexcorpus.text import (error_rate, hallucination_phrase, is_backchannel_text, is_filler, normalise,
                            repetition_loop, units)
 
 

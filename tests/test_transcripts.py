@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from pipeline.records import ChannelInfo, Recording
-from pipeline.transcripts import TranscriptError, find_transcript, read_transcript
+from duplexcorpus.records import ChannelInfo, Recording
+from duplexcorpus.transcripts import TranscriptError, find_transcript, read_transcript
 from tests.conftest import realdata
 
 

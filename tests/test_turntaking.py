@@ -1,7 +1,7 @@
 """Event rules on hand-built timelines (two and three channels)."""
-from pipeline.config import EventsConfig
-from pipeline.records import Segment
-from pipeline.turntaking import detect_events
+from duplexcorpus.config import EventsConfig
+from duplexcorpus.records import Segment
+from duplexcorpus.turntaking import detect_events
 
 
 def seg(ch, s, e, text=None):

@@ -21,7 +21,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def label_studio():
-    from pipeline.review.server import start, wait_ready
+    from duplexcorpus.review.server import start, wait_ready
 
     if not (ROOT / ".venv-ls" / "bin" / "label-studio").exists():
         pytest.skip("Label Studio venv missing: `make .venv-ls/.ready` (make test builds it)")

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.review.labelstudio import LabelStudioBridge
-from pipeline.review.push import pull, push
+from duplexcorpus.review.labelstudio import LabelStudioBridge
+from duplexcorpus.review.push import pull, push
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

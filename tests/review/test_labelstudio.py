@@ -6,8 +6,8 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline.review.labelstudio import LabelStudioBridge, ReviewError
-from pipeline.review.push import pull, push
+from duplexcorpus.review.labelstudio import LabelStudioBridge, ReviewError
+from duplexcorpus.review.push import pull, push
 
 
 def _annotate(bridge, task, edit=None, verdict="fixed"):

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import load_workflow
-from pipeline.review.quality import human_word_errors, truth_windows
-from pipeline.review.realign import realign_windows
-from pipeline.text import join_text, units
+from duplexcorpus.config import load_workflow
+from duplexcorpus.review.quality import human_word_errors, truth_windows
+from duplexcorpus.review.realign import realign_windows
+from duplexcorpus.text import join_text, units
 from tests.conftest import ROOT, SAMPLES
 
 TRUTH = pd.read_parquet(SAMPLES / "truth" / "words.parquet")

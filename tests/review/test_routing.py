@@ -1,8 +1,8 @@
 """Routing risk and task windows (pure functions), and the shipped labeling configs."""
-from pipeline.config import ReviewConfig
-from pipeline.records import Event, Segment
-from pipeline.review.labeling import labeling_config
-from pipeline.review.routing import choose_windows, segment_risk
+from duplexcorpus.config import ReviewConfig
+from duplexcorpus.records import Event, Segment
+from duplexcorpus.review.labeling import labeling_config
+from duplexcorpus.review.routing import choose_windows, segment_risk
 from tests.conftest import ROOT
 
 

@@ -1,7 +1,7 @@
 """The embedded server's credentials: generated once, kept in a 0600 file, the environment wins."""
 import stat
 
-from pipeline.review import server
+from duplexcorpus.review import server
 
 
 def test_credentials_file_is_private_and_stable(tmp_path, monkeypatch):

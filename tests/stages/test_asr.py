@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from pipeline.config import load_workflow
-from pipeline.evaluate import align_units, score_words
+from duplexcorpus.config import load_workflow
+from duplexcorpus.evaluate import align_units, score_words
 from tests.conftest import ROOT, SAMPLES
 
 
@@ -93,7 +93,7 @@ def _noise_and_transcript_corpus(tmp_path):
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
-    from pipeline.runner import run
+    from duplexcorpus.runner import run
 
     tmp = tmp_path_factory.mktemp("asr")
     src, utts = _noise_and_transcript_corpus(tmp)
@@ -140,7 +140,7 @@ def test_given_transcript_is_aligned_not_recognised(small_run):
 
 
 def test_embedded_model_hash_is_verified(tmp_path, monkeypatch):
-    from pipeline.whisper import ModelError, embedded_whisper_dir
+    from duplexcorpus.whisper import ModelError, embedded_whisper_dir
 
     monkeypatch.setenv("DUPLEXCORPUS_MODEL_CACHE", str(tmp_path))
     folder = embedded_whisper_dir()

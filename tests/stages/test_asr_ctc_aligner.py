@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from pipeline.config import load_workflow
+from duplexcorpus.config import load_workflow
 from tests.conftest import ROOT, SAMPLES
 
 
@@ -40,7 +40,7 @@ def stand_in_aligner(tmp_path_factory):
 
 
 def test_ctc_aligner_path_times_every_word(stand_in_aligner, tmp_path):
-    from pipeline.runner import run
+    from duplexcorpus.runner import run
 
     src = tmp_path / "in"
     src.mkdir()

@@ -2,9 +2,9 @@
 import numpy as np
 import soundfile as sf
 
-from pipeline.config import Workflow
-from pipeline.stages.base import WorkItem
-from pipeline.stages.decrosstalk import DecrosstalkStage
+from duplexcorpus.config import Workflow
+from duplexcorpus.stages.base import WorkItem
+from duplexcorpus.stages.decrosstalk import DecrosstalkStage
 from tests.conftest import realdata
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.config import Workflow
-from pipeline.inputs import discover
-from pipeline.stages.base import Rejected
-from pipeline.stages.ingest import IngestStage
+from duplexcorpus.config import Workflow
+from duplexcorpus.inputs import discover
+from duplexcorpus.stages.base import Rejected
+from duplexcorpus.stages.ingest import IngestStage
 from tests.conftest import SAMPLES
 
 EXPECTED = json.loads((SAMPLES / "truth" / "quarantine_expected.json").read_text())

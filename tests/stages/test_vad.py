@@ -3,9 +3,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from pipeline.config import Workflow
-from pipeline.stages.base import WorkItem
-from pipeline.stages.vad import VAD_RATE, VadStage, load_silero, per_channel_reference
+from duplexcorpus.config import Workflow
+from duplexcorpus.stages.base import WorkItem
+from duplexcorpus.stages.vad import VAD_RATE, VadStage, load_silero, per_channel_reference
 from tests.conftest import SAMPLES
 
 
@@ -34,7 +34,7 @@ def test_batched_windows_match_sequential_pass(tmp_path):
 
 
 def test_model_hash_is_verified(monkeypatch):
-    import pipeline.stages.vad as vad
+    import duplexcorpus.stages.vad as vad
 
     monkeypatch.setitem(vad.MODEL_SHA256, "silero-jit", ("silero_vad.jit", "0" * 64))
     try:

@@ -1,0 +1,202 @@
+"""The `duplexcorpus` command line (click)."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+import yaml
+
+from duplexcorpus.config import WorkflowError, load_workflow
+
+
+def _overrides(pairs: tuple[str, ...]) -> dict:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise click.BadParameter(f"{pair!r}: expected key=value, e.g. vad.window=2.0")
+        key, value = pair.split("=", 1)
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log every decision (ignored files, cache hits).")
+def main(verbose: bool) -> None:
+    """duplexcorpus: conversational recordings in, full-duplex training corpora out."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(), help="Output folder (re-running resumes).")
+@click.option("--workflow", type=click.Path(exists=True), help="Workflow YAML (default: embedded defaults).")
+@click.option("--metadata", type=click.Path(exists=True), help="Speaker/scenario CSV (default: INPUT/metadata.csv).")
+@click.option("--ray-address", default=None,
+              help="Join this Ray cluster by its head's GCS address HOST:PORT, or 'auto', from a cluster node "
+                   "(default: RAY_ADDRESS, else a private local Ray). ray:// (Ray Client) is not supported.")
+@click.option("--executor", type=click.Choice(["ray", "local"]), default="ray", show_default=True,
+              help="'local' runs every stage in this process (debugging).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a workflow value, e.g. --set vad.window=2.0")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run(input_path, out, workflow, metadata, ray_address, executor, sets, quiet):
+    """Process INPUT (a folder or a CSV/Parquet manifest) into OUT: tables, shards, stats."""
+    from duplexcorpus.runner import run as run_pipeline
+
+    try:
+        wf = load_workflow(workflow, _overrides(sets))
+    except WorkflowError as err:
+        raise click.UsageError(str(err)) from None
+    if executor == "ray":  # a ray:// address fails here, before any work
+        from duplexcorpus.ray_runtime import RayClientNotSupported, check_address
+
+        try:
+            check_address(wf.ray, ray_address)
+        except RayClientNotSupported as err:
+            raise click.UsageError(str(err)) from None
+    if quiet:
+        import ray.data
+
+        ray.data.DataContext.get_current().enable_progress_bars = False
+
+    def hook(step: str, info: dict) -> None:
+        shown = {k: v for k, v in info.items() if not isinstance(v, list)}
+        click.echo(f"[{step}] " + ", ".join(f"{k}={v}" for k, v in shown.items()), err=True)
+
+    result = run_pipeline(input_path, out, wf, executor=executor, ray_address=ray_address, metadata=metadata, hook=hook)
+    speed = result.audio_seconds / max(result.seconds, 1e-9)
+    click.echo(f"done: {result.recordings} recordings, {result.quarantined} quarantined, "
+               f"{len(result.shards)} shards in {result.seconds:.1f} s ({speed:.1f}x real time per channel-second)")
+    click.echo(f"tables: {Path(out) / 'tables'}   shards: {Path(out) / 'shards'}   stats: {Path(out) / 'stats.json'}")
+    if result.quarantined:
+        click.echo(f"quarantined inputs and reasons: {Path(out) / 'tables' / 'quarantine.parquet'}")
+
+
+@main.command()
+@click.argument("out", type=click.Path(exists=True))
+@click.option("--truth", required=True, type=click.Path(exists=True), help="Folder with reference segments/events parquet.")
+@click.option("--collar", default=0.2, show_default=True, help="Boundary collar in seconds.")
+def evaluate(out, truth, collar):
+    """Score OUT's tables against reference tables (F1, boundary error)."""
+    from duplexcorpus.evaluate import score_run
+
+    report = score_run(Path(out) / "tables", truth, collar)
+    for name, row in report.items():
+        click.echo(f"{name:40s} " + "  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+@main.command()
+@click.argument("out", type=click.Path(exists=True))
+def validate(out):
+    """Check every table and shard sample in OUT against the data contract (schemas/)."""
+    from duplexcorpus.validate import validate_output
+
+    problems = validate_output(Path(out))
+    for p in problems:
+        click.echo(p, err=True)
+    click.echo(json.dumps({"ok": not problems, "problems": len(problems)}))
+    sys.exit(1 if problems else 0)
+
+
+@main.command()
+@click.argument("out", type=click.Path(exists=True))
+def shard(out):
+    """Rebuild OUT's events, samples, tables and shards (after `review pull`), reusing cached stages."""
+    from duplexcorpus.config import workflow_from_dict
+    from duplexcorpus.runner import run as run_pipeline
+
+    spec = json.loads((Path(out) / "run.json").read_text())
+    result = run_pipeline(spec["input"], out, workflow_from_dict(spec["workflow"]), executor="local",
+                          metadata=spec.get("metadata"))
+    click.echo(json.dumps({"recordings": result.recordings, "shards": len(result.shards)}))
+
+
+@main.group()
+def review() -> None:
+    """Route uncertain regions to Label Studio and merge the corrections back."""
+
+
+def _bridge_or_exit():
+    from duplexcorpus.review.labelstudio import LabelStudioBridge, ReviewError
+
+    try:
+        return LabelStudioBridge()
+    except ReviewError as err:
+        raise click.ClickException(str(err)) from None
+
+
+@review.command("push")
+@click.argument("out", type=click.Path(exists=True))
+def review_push(out):
+    """Create/update the project and import the riskiest windows as tasks (idempotent)."""
+    from duplexcorpus.review.push import push
+
+    from duplexcorpus.review.labelstudio import ReviewError
+
+    try:
+        report = push(Path(out), _bridge_or_exit())
+    except ReviewError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(json.dumps(report))
+
+
+@review.command("pull")
+@click.argument("out", type=click.Path(exists=True))
+@click.option("--no-shard", is_flag=True, help="Only merge; rebuild later with `duplexcorpus shard OUT`.")
+def review_pull(out, no_shard):
+    """Export completed annotations, validate, merge (human labels win), audit, re-shard."""
+    from duplexcorpus.review.labelstudio import ReviewError
+    from duplexcorpus.review.push import pull
+
+    try:
+        report = pull(Path(out), _bridge_or_exit(), reshard=not no_shard)
+    except ReviewError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(json.dumps(report))
+
+
+@review.command("serve")
+@click.option("--port", default=8080, show_default=True)
+@click.option("--data-dir", default="~/.local/share/duplexcorpus/labelstudio", show_default=True)
+@click.option("--document-root", default=".", show_default=True,
+              help="Folder Label Studio may serve audio from; must contain your runs' OUT folders.")
+def review_serve(port, data_dir, document_root):
+    """Start the embedded Label Studio on 127.0.0.1 (telemetry off) and print how to log in."""
+    from duplexcorpus.review.labelstudio import TOKEN_FILE
+    from duplexcorpus.review.server import start, stored_credentials, wait_ready
+
+    creds = stored_credentials()
+    proc = start(port, Path(data_dir).expanduser(), Path(document_root).resolve(), creds)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url)
+    click.echo(f"Label Studio: {url}   login: {creds['DUPLEXCORPUS_LS_USER']} (password and API token in {TOKEN_FILE}, mode 0600)")
+    click.echo(f"export DUPLEXCORPUS_LS_URL={url} DUPLEXCORPUS_LS_DOCUMENT_ROOT={Path(document_root).resolve()}")
+    click.echo("Ctrl-C stops it.")
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+
+
+@main.group()
+def export() -> None:
+    """Write a finished run in another trainer's layout."""
+
+
+@export.command("moshi")
+@click.argument("out", type=click.Path(exists=True))
+@click.option("--to", "to", required=True, type=click.Path(), help="Destination folder.")
+@click.option("--assistant-channel", type=click.IntRange(0, 1), default=0, show_default=True,
+              help="The channel that plays Moshi (left, SPEAKER_MAIN); the other is the user.")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default=None, help="Only this split.")
+def export_moshi_cmd(out, to, assistant_channel, split):
+    """moshi-finetune layout: stereo wav + alignments json per conversation, manifest.jsonl."""
+    from duplexcorpus.export_moshi import export_moshi
+
+    click.echo(json.dumps(export_moshi(Path(out), Path(to), assistant_channel, split)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Score a run's tables against reference tables (data_samples/truth or a user's references).
+
+IPUs are matched per (recording, channel), events per (recording, type[, channel]) with a collar on
+both boundaries; interruptions are scored separately as successful / attempted.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from duplexcorpus.metrics import MatchScore, grouped_match
+
+CHANNEL_EVENTS = ("pause", "backchannel", "interruption_successful", "interruption_attempted")
+EVENT_TYPES = ("pause", "gap", "overlap", "backchannel", "interruption_successful", "interruption_attempted")
+
+
+def _event_type(row) -> str:
+    if row.type == "interruption":
+        return "interruption_successful" if json.loads(row.attributes).get("successful") else "interruption_attempted"
+    return row.type
+
+
+def _group_events(frame: pd.DataFrame) -> dict:
+    out: dict = {}
+    for row in frame.itertuples():
+        t = _event_type(row)
+        ch = int(row.channel) if t in CHANNEL_EVENTS and not pd.isna(row.channel) else None
+        out.setdefault((row.recording_id, t, ch), []).append((row.start, row.end))
+    return out
+
+
+def _group_segments(frame: pd.DataFrame) -> dict:
+    out: dict = {}
+    for row in frame.itertuples():
+        out.setdefault((row.recording_id, int(row.channel)), []).append((row.start, row.end))
+    return out
+
+
+def score_run(run_tables: str | Path, truth: str | Path, collar: float = 0.2,
+              recordings: list[str] | None = None) -> dict[str, dict]:
+    """Per metric: f1/precision/recall/boundary error; `ipu:<recording>` rows break IPUs down."""
+    run_tables, truth = Path(run_tables), Path(truth)
+    hyp_seg = pd.read_parquet(run_tables / "segments.parquet")
+    ref_seg = pd.read_parquet(truth / "segments.parquet")
+    hyp_ev = pd.read_parquet(run_tables / "events.parquet")
+    ref_ev = pd.read_parquet(truth / "events.parquet")
+    rids = sorted(set(ref_seg.recording_id) & set(pd.read_parquet(run_tables / "recordings.parquet").recording_id))
+    if recordings:
+        rids = [r for r in rids if r in recordings]
+    pick = lambda f: f[f.recording_id.isin(rids)]  # noqa: E731
+    hs, rs = _group_segments(pick(hyp_seg)), _group_segments(pick(ref_seg))
+    report: dict[str, dict] = {"ipu": grouped_match(rs, hs, collar).summary()}
+    for rid in rids:
+        report[f"ipu:{rid}"] = grouped_match({k: v for k, v in rs.items() if k[0] == rid},
+                                             {k: v for k, v in hs.items() if k[0] == rid}, collar).summary()
+    he, re_ = _group_events(pick(hyp_ev)), _group_events(pick(ref_ev))
+    for t in EVENT_TYPES:
+        report[t] = grouped_match({k: v for k, v in re_.items() if k[1] == t},
+                                  {k: v for k, v in he.items() if k[1] == t}, collar).summary()
+    interruptions = MatchScore()
+    for t in ("interruption_successful", "interruption_attempted"):
+        interruptions = interruptions + grouped_match({k: v for k, v in re_.items() if k[1] == t},
+                                                      {k: v for k, v in he.items() if k[1] == t}, collar)
+    report["interruption"] = interruptions.summary()
+    return report
+
+
+# ------------------------------------------------------------------------------------------ words
+def align_units(ref: list[str], hyp: list[str]) -> list[tuple[int, int]]:
+    """Index pairs of equal units on a minimum-edit alignment (rapidfuzz Levenshtein opcodes)."""
+    from rapidfuzz.distance import Levenshtein
+
+    pairs = []
+    for tag, i1, i2, j1, j2 in Levenshtein.opcodes(ref, hyp):
+        if tag == "equal":
+            pairs += list(zip(range(i1, i2), range(j1, j2)))
+    return pairs
+
+
+def _unit_rows(frame: pd.DataFrame) -> list[tuple[str, float, float, dict]]:
+    """Explode word rows into units (a hyphenated or multi-unit word splits its span evenly)."""
+    from duplexcorpus.text import units
+
+    out = []
+    for row in frame.itertuples():
+        toks = units(row.word)
+        for k, tok in enumerate(toks):
+            step = (row.end - row.start) / len(toks)
+            out.append((tok, row.start + k * step, row.start + (k + 1) * step, row._asdict()))
+    return out
+
+
+def unit_timing_errors(ref: pd.DataFrame, hyp: pd.DataFrame) -> tuple[list[float], list[float]]:
+    """|start| and |end| differences (s) of the units a minimum-edit alignment pairs between truth
+    and hypothesis words of one channel (truth words espeak spoke as one are left out)."""
+    r = _unit_rows(ref.sort_values("start"))
+    h = _unit_rows(hyp.sort_values("start"))
+    return _pair_errors(r, h, align_units([u[0] for u in r], [u[0] for u in h]))
+
+
+def _pair_errors(r: list, h: list, pairs: list[tuple[int, int]]) -> tuple[list[float], list[float]]:
+    timed = [(i, j) for i, j in pairs if not r[i][3]["joined"]]
+    return [abs(h[j][1] - r[i][1]) for i, j in timed], [abs(h[j][2] - r[i][2]) for i, j in timed]
+
+
+def score_words(run_tables: str | Path, truth: str | Path, recordings: list[str] | None = None) -> dict:
+    """Word/character error rate, timing error of correctly recognised units (truth words espeak
+    spoke as one are left out of timing), share of words with times, listener-token recall."""
+    from duplexcorpus.text import error_rate
+
+    hyp = pd.read_parquet(Path(run_tables) / "words.parquet")
+    ref = pd.read_parquet(Path(truth) / "words.parquet")
+    rids = sorted(set(ref.recording_id) & set(pd.read_parquet(Path(run_tables) / "recordings.parquet").recording_id))
+    if recordings:
+        rids = [r for r in rids if r in recordings]
+    starts, ends, per_rec = [], [], {}
+    bc_total = bc_found = 0
+    errors = {"en": [0, 0], "zh": [0, 0]}
+    for rid in rids:
+        rec_err = [0, 0]
+        for ch in sorted(set(ref[ref.recording_id == rid].channel)):
+            r = _unit_rows(ref[(ref.recording_id == rid) & (ref.channel == ch)].sort_values("start"))
+            h = _unit_rows(hyp[(hyp.recording_id == rid) & (hyp.channel == ch)].sort_values("start"))
+            er = error_rate([u[0] for u in r], [u[0] for u in h])
+            lang = r[0][3]["language"] if r else "en"
+            errors[lang][0] += er["errors"]
+            errors[lang][1] += er["units"]
+            rec_err[0] += er["errors"]
+            rec_err[1] += er["units"]
+            pairs = align_units([u[0] for u in r], [u[0] for u in h])
+            matched = dict(pairs)
+            s_err, e_err = _pair_errors(r, h, pairs)
+            starts += s_err
+            ends += e_err
+            # listener tokens: the truth's backchannel utterances, unit by unit
+            for i, u in enumerate(r):
+                if u[3]["kind"] in ("bc", "bc_pause"):
+                    bc_total += 1
+                    bc_found += i in matched
+        per_rec[rid] = rec_err[0] / max(rec_err[1], 1)
+    pct = lambda xs, q: float(np.percentile(xs, q)) * 1000 if xs else float("nan")  # noqa: E731
+    return {
+        "wer_en": errors["en"][0] / max(errors["en"][1], 1), "cer_zh": errors["zh"][0] / max(errors["zh"][1], 1),
+        "matched_units": len(starts), "start_median_ms": pct(starts, 50), "end_median_ms": pct(ends, 50),
+        "start_p90_ms": pct(starts, 90), "end_p90_ms": pct(ends, 90),
+        "timed_share": float(((hyp.start.notna()) & (hyp.end.notna()) & (hyp.end >= hyp.start)).mean()) if len(hyp) else 1.0,
+        "interpolated_share": float(hyp.interpolated.mean()) if len(hyp) else 0.0,
+        "backchannel_recall": bc_found / max(bc_total, 1), "backchannel_units": bc_total,
+        "error_rate_by_recording": per_rec,
+    }

