@@ -103,13 +103,10 @@ def validate(out):
 @main.command()
 @click.argument("out", type=click.Path(exists=True))
 def shard(out):
-    """Rebuild OUT's events, samples, tables and shards (after `review pull`), reusing cached stages."""
-    from duplexcorpus.config import workflow_from_dict
-    from duplexcorpus.runner import run as run_pipeline
+    """Rebuild OUT's samples, tables and shards from its cache (after `review pull`): nothing upstream re-runs."""
+    from duplexcorpus.runner import rebuild
 
-    spec = json.loads((Path(out) / "run.json").read_text())
-    result = run_pipeline(spec["input"], out, workflow_from_dict(spec["workflow"]), executor="local",
-                          metadata=spec.get("metadata"))
+    result = rebuild(out)
     click.echo(json.dumps({"recordings": result.recordings, "shards": len(result.shards)}))
 
 

@@ -2,8 +2,10 @@
 
 The dataclass defaults below are the embedded defaults; `workflows/default.yaml` spells them all out
 (a test keeps the two identical). A workflow file overrides any subset; unknown keys are an error so
-that a typo never silently falls back to a default. Each stage's cache key includes its own section,
-so changing a threshold re-runs exactly the stages that read it.
+that a typo never silently falls back to a default. Each stage's cache key includes the tunable part
+of its own section, so changing a threshold re-runs exactly the stages that read it; execution-only
+knobs (threads, batch and block sizes, devices' thread counts, the `ray` section) are marked
+`execution()` and never enter a cache key: changing them must not re-run Whisper.
 """
 from __future__ import annotations
 
@@ -13,6 +15,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+
+_EXECUTION = {"execution": True}
+
+
+def execution(default: Any) -> Any:
+    """A field that changes how fast a stage runs, never what it writes (kept out of cache keys)."""
+    return field(default=default, metadata=_EXECUTION)
 
 
 @dataclass(frozen=True)
@@ -31,33 +40,44 @@ class ValidationConfig:
     min_duration: float = 0.5  # seconds
     max_clipped_fraction: float = 0.001  # share of samples at full scale before quarantine
     clip_level: float = 0.999
-    block_seconds: float = 30.0
+    block_seconds: float = execution(30.0)
 
 
 @dataclass(frozen=True)
 class TracksConfig:
     sample_rate: int = 24000  # Moshi's Mimi codec rate; the shards carry audio at this rate
     subtype: str = "PCM_16"
-    block_seconds: float = 30.0
+    block_seconds: float = execution(30.0)  # streaming resampler: no seams, so any block size gives the same file
 
 
 @dataclass(frozen=True)
 class VadConfig:
     model: str = "silero-jit"  # silero-jit | silero-onnx
-    block_seconds: float = 30.0  # audio read per stream per step of the batch loop
+    block_seconds: float = execution(30.0)  # audio read per stream per step of the (exact) batch loop
     device: str = "auto"  # auto | cpu | cuda
-    threads: int = 1
+    threads: int = execution(1)
+
+
+@dataclass(frozen=True)
+class DecrosstalkConfig:
+    """The leak canceller (before VAD): what it subtracts from each channel's analysis signal."""
+
+    enabled: bool = True
+    max_lag_ms: float = 25.0  # leak delays searched (acoustic path + track offset)
+    half_taps: int = 6  # FIR taps on each side of the leak delay (16 kHz samples)
+    select_db: float = 10.0  # fitted where the other channel leads by this much
+    min_explained: float = 0.05  # ... and applied if it explains this share of the energy there
+    max_leak_gain_db: float = -6.0  # ... and is quieter than the source (a leak, not the speaker)
+    block_seconds: float = 30.0  # one fit per block (a tunable: the fit adapts block by block)
 
 
 @dataclass(frozen=True)
 class CrosstalkConfig:
+    """Crosstalk attribution (after VAD): which frames of a channel are another channel's leak."""
+
     enabled: bool = True
     max_lag_ms: float = 25.0  # leak delays searched (acoustic path + track offset)
     candidate_lags: int = 3  # strongest cross-correlation peaks per block tried per frame
-    half_taps: int = 6  # leak canceller FIR: taps on each side of the leak delay (16 kHz samples)
-    select_db: float = 10.0  # canceller is fitted where the other channel leads by this much
-    min_explained: float = 0.05  # ... and applied if it explains this share of the energy there
-    max_leak_gain_db: float = -6.0  # ... and is quieter than the source (a leak, not the speaker)
     rho2_threshold: float = 0.3  # share of a frame's energy explained by another channel
     dominance_db: float = 20.0  # level-normalised energy lead that alone marks a leak
     min_active_prob: float = 0.35  # the source channel must itself be speaking here
@@ -83,9 +103,9 @@ class AsrConfig:
     model: str = "embedded:whisper-base"
     device: str = "auto"  # auto (cuda when present) | cpu | cuda
     compute_type: str = "auto"  # auto: int8 on cpu, float16 on cuda
-    threads: int = 1  # CTranslate2 threads per worker
+    threads: int = execution(1)  # CTranslate2 threads per worker
     beam_size: int = 5
-    batch_size: int = 8  # clips (from any channel of any recording) per model call
+    batch_size: int = execution(8)  # clips (from any channel of any recording) per model call
     languages: tuple[str, ...] = ("en", "zh")  # what language detection may choose from
     language: str | None = None  # force one; None: channel/recording metadata, else detect per clip
     max_clip: float = 28.0  # IPUs of one channel are grouped into clips up to this long
@@ -144,7 +164,7 @@ class ShardConfig:
     frame_rate: float = 12.5  # Hz of the frame labels (Mimi's frame rate)
     max_window: float = 120.0  # longer recordings are cut at silences into windows of at most this
     min_window: float = 10.0
-    samples_per_shard: int = 200
+    samples_per_shard: int = 200  # packing happens after the cache: not part of any stage's key
     text_frames: bool = True  # also write per-frame word indices (.text.npy) for the text stream
     subtype: str = "PCM_16"
 
@@ -160,13 +180,30 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
+class StageResources:
+    """What one worker of a stage asks Ray for. Model stages (vad, asr) run as `actors` long-lived
+    workers that load the model once; the others run as tasks. CUDA is hidden from workers with
+    gpus 0, so a stage uses a GPU only when it asks for (a share of) one."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    actors: int = 1
+
+
+@dataclass(frozen=True)
 class RayConfig:
-    address: str | None = None  # None: a private local Ray; else a cluster address (or RAY_ADDRESS)
+    """Execution only: nothing here enters a cache key."""
+
+    address: str | None = None  # None: a private local Ray; else a cluster GCS address HOST:PORT (or RAY_ADDRESS)
     num_cpus: int | None = None
     object_store_memory: int = 512 * 1024 * 1024
-    vad_actors: int = 1
-    vad_gpus: float = 0.0  # GPUs per VAD actor on a cluster with GPUs (CUDA is hidden from actors with 0)
-    batch_recordings: int = 8  # recordings whose channels are VAD streams in one batch
+    batch_recordings: int = 8  # recordings handed to one model-stage call (their channels are batched)
+    # per stage, e.g. {vad: {cpus: 1, gpus: 0.25, actors: 8}, asr: {gpus: 1, actors: 2}}; unnamed
+    # stages keep their own defaults (cpus 1, gpus 0, actors 1)
+    resources: Mapping[str, StageResources] = field(default_factory=dict)
+
+    def for_stage(self, name: str) -> StageResources:
+        return self.resources.get(name, StageResources())
 
 
 @dataclass(frozen=True)
@@ -176,6 +213,7 @@ class Workflow:
     validation: ValidationConfig = ValidationConfig()
     tracks: TracksConfig = TracksConfig()
     vad: VadConfig = VadConfig()
+    decrosstalk: DecrosstalkConfig = DecrosstalkConfig()
     crosstalk: CrosstalkConfig = CrosstalkConfig()
     ipu: IpuConfig = IpuConfig()
     asr: AsrConfig = AsrConfig()
@@ -187,6 +225,11 @@ class Workflow:
 
     def section(self, name: str) -> dict[str, Any]:
         return to_dict(getattr(self, name))
+
+    def tunable(self, name: str) -> dict[str, Any]:
+        """The part of a section that changes what a stage writes (its cache-key part)."""
+        cfg = getattr(self, name)
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg) if not f.metadata.get("execution")}
 
 
 class WorkflowError(ValueError):
@@ -202,8 +245,13 @@ def _build(cls: type, data: Mapping[str, Any], where: str):
         raise WorkflowError(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
     kwargs = {}
     for name, value in data.items():
-        default = getattr(cls(), name) if name != "pinned" else {}
-        if dataclasses.is_dataclass(default):
+        default = getattr(cls(), name) if name not in ("pinned", "resources") else {}
+        if name == "resources":  # stage name -> StageResources
+            if not isinstance(value, Mapping):
+                raise WorkflowError(f"{where}.resources: expected a mapping of stage -> {{cpus, gpus, actors}}")
+            kwargs[name] = {stage: _build(StageResources, spec or {}, f"{where}.resources.{stage}")
+                            for stage, spec in value.items()}
+        elif dataclasses.is_dataclass(default):
             kwargs[name] = _build(type(default), value or {}, f"{where}.{name}")
         elif isinstance(default, tuple):
             kwargs[name] = tuple(value)

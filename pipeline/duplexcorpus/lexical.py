@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from duplexcorpus.records import Event, Segment
+from duplexcorpus.records import Event, Segment, Word
 from duplexcorpus.text import is_backchannel_text, is_filler
 
 
@@ -30,14 +30,14 @@ def refine_backchannels(events: list[Event], segments: list[Segment], max_units:
     return out
 
 
-def filler_events(recording_id: str, words: list[dict], backchannel_spans: list[tuple[int, float, float]]) -> list[Event]:
+def filler_events(recording_id: str, words: list[Word], backchannel_spans: list[tuple[int, float, float]]) -> list[Event]:
     """A filler word inside a turn; the same token standing alone as a backchannel is not one."""
     out = []
     for w in words:
-        if not is_filler(w["word"]):
+        if not is_filler(w.word):
             continue
-        if any(c == w["channel"] and s - 1e-3 <= w["start"] and w["end"] <= e + 1e-3 for c, s, e in backchannel_spans):
+        if any(c == w.channel and s - 1e-3 <= w.start and w.end <= e + 1e-3 for c, s, e in backchannel_spans):
             continue
-        out.append(Event(recording_id, "filler", w["channel"], w["start"], w["end"], w["score"], "lexicon",
-                         {"word": w["word"], "language": w.get("language")}))
+        out.append(Event(recording_id, "filler", w.channel, w.start, w.end, w.score, "lexicon",
+                         {"word": w.word, "language": w.language}, w.speaker_id))
     return out

@@ -1,9 +1,15 @@
-"""Small immutable records that flow between stages (lhotse-style), and their table rows."""
+"""Small immutable records that flow between stages (lhotse-style), and their table rows.
+
+Every segment, word and event names its `channel` (where the audio is) and its `speaker_id` (who
+talks) separately: on a close-talk recording they coincide, on a shared channel (a mono call after
+diarization) several speakers live on one channel, and the turn-taking rules work per speaker.
+"""
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-/]+")
@@ -87,6 +93,31 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Word:
+    """A word (English) or character (Mandarin) with its time, on one channel, said by one speaker
+    (lhotse's AlignmentItem with channel and speaker). `segment_start` ties it to its IPU."""
+
+    channel: int
+    word: str
+    start: float
+    end: float
+    score: float
+    language: str | None = None
+    interpolated: bool = False
+    source: str = "asr"  # asr | transcript | human
+    segment_start: float | None = None
+    speaker_id: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Word":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Event:
     recording_id: str
     type: str
@@ -96,6 +127,7 @@ class Event:
     confidence: float
     source: str = "rules"
     attributes: dict[str, Any] = field(default_factory=dict)
+    speaker_id: str | None = None  # who; None for events between speakers (gap, overlap)
 
 
 @dataclass(frozen=True)
@@ -131,16 +163,34 @@ def event_rows(events: list[Event]) -> list[dict[str, Any]]:
     return rows
 
 
-def word_rows(recording: "Recording", words: list[dict], segment_ids: dict[tuple[int, float], str]) -> list[dict[str, Any]]:
+def word_rows(recording: "Recording", words: list[Word], segment_ids: dict[tuple[int, float], str]) -> list[dict[str, Any]]:
     """Table rows of one recording's words; `segment_ids` maps (channel, segment start) to its id."""
     rows = []
     counters: dict[int, int] = {}
-    for w in sorted(words, key=lambda w: (w["channel"], w["start"], w["end"])):
-        k = counters.get(w["channel"], 0)
-        counters[w["channel"]] = k + 1
-        rows.append(dict(recording_id=recording.recording_id, word_id=f"{recording.recording_id}_c{w['channel']}_w{k:05d}",
-                         segment_id=segment_ids.get((w["channel"], w.get("segment_start"))),
-                         channel=w["channel"], speaker_id=recording.speaker(w["channel"]), word=w["word"],
-                         start=w["start"], end=w["end"], score=float(w["score"]), language=w.get("language"),
-                         interpolated=bool(w["interpolated"]), source=w.get("source", "asr")))
+    for w in sorted(words, key=lambda w: (w.channel, w.start, w.end)):
+        k = counters.get(w.channel, 0)
+        counters[w.channel] = k + 1
+        rows.append(dict(recording_id=recording.recording_id, word_id=f"{recording.recording_id}_c{w.channel}_w{k:05d}",
+                         segment_id=segment_ids.get((w.channel, w.segment_start)),
+                         channel=w.channel, speaker_id=w.speaker_id or recording.speaker(w.channel), word=w.word,
+                         start=w.start, end=w.end, score=float(w.score), language=w.language,
+                         interpolated=bool(w.interpolated), source=w.source))
     return rows
+
+
+# -- the JSON files stages exchange (one list of records per file) ------------------------------
+def load_segments(path: str | Path) -> list[Segment]:
+    return [Segment(**d) for d in json.loads(Path(path).read_text())]
+
+
+def load_events(path: str | Path) -> list[Event]:
+    return [Event(**d) for d in json.loads(Path(path).read_text())]
+
+
+def load_words(path: str | Path) -> list[Word]:
+    return [Word.from_dict(d) for d in json.loads(Path(path).read_text())]
+
+
+def record_dicts(records) -> list[dict[str, Any]]:
+    """Records as the dicts `write_json` stores (the inverse of the loaders above)."""
+    return [asdict(r) for r in records]

@@ -1,5 +1,5 @@
-"""Run the stages over a corpus: discover -> ingest -> dedupe -> tracks -> decrosstalk -> vad ->
-crosstalk -> ipus -> asr -> events -> samples, then tables, speaker-disjoint splits and shards.
+"""Run the stages over a corpus: discover -> ingest -> dedupe -> the processing stages
+(duplexcorpus.stages.PROCESSING), then tables, speaker-disjoint splits and shards.
 
 Stages run on Ray Data (`executor="ray"`, default) or in this process (`executor="local"`, for
 debugging). Either way each (stage, recording) output is cached under OUT/cache with a key of the
@@ -19,27 +19,22 @@ from typing import Callable, Iterable
 import numpy as np
 
 from duplexcorpus import contract
-from duplexcorpus.config import Workflow, to_dict, workflow_from_dict
+from duplexcorpus.config import StageResources, Workflow, WorkflowError, to_dict, workflow_from_dict
 from duplexcorpus.inputs import Discovery, discover
+from duplexcorpus.overlay import apply_reviews
 from duplexcorpus.records import Quarantine, Recording, event_rows, segment_rows, word_rows
-from duplexcorpus.review.overlay import apply_reviews
+from duplexcorpus.runfolder import RUN_SPEC, RunFolder
 from duplexcorpus.splits import assign_splits
+from duplexcorpus.stages import INGEST, PROCESSING, BY_NAME
+from duplexcorpus.stages.asr import AsrStage
 from duplexcorpus.stages.base import Stage, WorkItem, describe_failure
-from duplexcorpus.stages.asr import AsrStage, load_words
-from duplexcorpus.stages.crosstalk import CrosstalkStage
-from duplexcorpus.stages.decrosstalk import DecrosstalkStage
 from duplexcorpus.stages.events import EventsStage
-from duplexcorpus.stages.ingest import IngestStage
-from duplexcorpus.stages.ipus import IpuStage, load_events, load_segments
+from duplexcorpus.stages.ipus import IpuStage
 from duplexcorpus.stages.samples import SamplesStage
-from duplexcorpus.stages.tracks import TracksStage
-from duplexcorpus.stages.vad import VadStage
 from duplexcorpus.storage import StageCache, write_json, write_stage_outputs
 
 log = logging.getLogger("duplexcorpus")
 
-PROCESSING_STAGES: tuple[type[Stage], ...] = (TracksStage, DecrosstalkStage, VadStage, CrosstalkStage, IpuStage, AsrStage,
-                                              EventsStage, SamplesStage)
 Hook = Callable[[str, dict], None]  # (step name, details) progress callback, pyannote-style
 
 
@@ -66,6 +61,11 @@ def run_stage(stage: Stage, items: list[WorkItem], cache: StageCache) -> list[Wo
         errors = [err] * len(todo)
     for item, tmp, err in zip(todo, tmps, errors):
         if err is None:
+            try:  # the declared outputs, nothing else, before anything becomes visible
+                stage.check_outputs(tmp)
+            except Exception as contract_err:  # noqa: BLE001 - a stage bug: this recording says why
+                err = contract_err
+        if err is None:
             final = cache.commit(tmp, stage.name, item.recording_id, item.keys[stage.name],
                                  {"stage": stage.name, "version": stage.version})
             _finish(stage, item, final)
@@ -79,8 +79,8 @@ def run_stage(stage: Stage, items: list[WorkItem], cache: StageCache) -> list[Wo
 
 def _finish(stage: Stage, item: WorkItem, out_dir: Path) -> None:
     item.outputs[stage.name] = str(out_dir)
-    if stage.name == "ingest":
-        item.recording = json.loads((out_dir / "recording.json").read_text())
+    if isinstance(stage, INGEST):
+        item.recording = item.read(INGEST.RECORDING)
 
 
 # ------------------------------------------------------------------------------------- executors
@@ -101,6 +101,20 @@ def _apply_stage(batch: dict[str, np.ndarray], stage_cls: type[Stage], workflow:
     return _RayStageFn(stage_cls, workflow, cache_root)(batch)
 
 
+def resources_for(cls: type[Stage], workflow: Workflow) -> StageResources:
+    """What one worker of a stage asks Ray for: `ray.resources.<stage>` in the workflow, else the
+    stage's own declaration (one actor for model stages)."""
+    if cls.name in workflow.ray.resources:
+        return workflow.ray.resources[cls.name]
+    return StageResources(cpus=cls.resources.cpus, gpus=cls.resources.gpus, actors=1)
+
+
+def check_resources(workflow: Workflow) -> None:
+    unknown = sorted(set(workflow.ray.resources) - set(BY_NAME))
+    if unknown:
+        raise WorkflowError(f"ray.resources: unknown stage(s) {unknown}; stages: {sorted(BY_NAME)}")
+
+
 def execute_ray(stages: Iterable[type[Stage]], items: list[WorkItem], workflow: Workflow, cache: StageCache) -> list[WorkItem]:
     import ray.data
     from ray.data import ActorPoolStrategy
@@ -110,16 +124,16 @@ def execute_ray(stages: Iterable[type[Stage]], items: list[WorkItem], workflow: 
     wf = to_dict(workflow)
     ds = ray.data.from_items([{"item": i.to_json()} for i in items], override_num_blocks=max(1, len(items)))
     for cls in stages:
+        res = resources_for(cls, workflow)
         if cls.uses_model:  # long-lived actors: the model is loaded once per worker
             ds = ds.map_batches(
                 _RayStageFn, fn_constructor_args=(cls, wf, str(cache.root)),
-                compute=ActorPoolStrategy(min_size=1, max_size=workflow.ray.vad_actors),
-                batch_size=workflow.ray.batch_recordings, num_cpus=cls.resources.cpus,
-                num_gpus=max(cls.resources.gpus, workflow.ray.vad_gpus),
+                compute=ActorPoolStrategy(min_size=1, max_size=res.actors),
+                batch_size=workflow.ray.batch_recordings, num_cpus=res.cpus, num_gpus=res.gpus,
                 batch_format="numpy")
         else:
             ds = ds.map_batches(_apply_stage, fn_args=(cls, wf, str(cache.root)), batch_size=1,
-                                num_cpus=cls.resources.cpus, batch_format="numpy")
+                                num_cpus=res.cpus, num_gpus=res.gpus, batch_format="numpy")
     out = []
     for batch in ds.iter_batches(batch_size=64, batch_format="numpy"):
         out.extend(WorkItem.from_json(s) for s in batch["item"])
@@ -166,6 +180,7 @@ def run(input_path: str | Path, out: str | Path, workflow: Workflow, *, executor
     t0 = time.perf_counter()
     out = Path(out)
     hook = hook or (lambda step, info: None)
+    check_resources(workflow)
     cache = StageCache(out / "cache")
     removed = cache.remove_partial()
     if removed:
@@ -173,10 +188,8 @@ def run(input_path: str | Path, out: str | Path, workflow: Workflow, *, executor
     found: Discovery = discover(input_path, workflow.input, metadata)
     hook("discover", {"recordings": len(found.inputs), "ignored": found.ignored, "problems": len(found.problems)})
     items = [WorkItem(input=dataclasses.asdict(i)) for i in found.inputs]
-    for item in items:  # annotators' corrections (review pull) for this recording, if any
-        reviewed = out / "review" / "human" / f"{item.recording_id}.json"
-        item.review = str(reviewed) if reviewed.exists() else None
-    write_json(out / "run.json", {"input": str(Path(input_path).resolve()), "metadata": str(metadata) if metadata else None,
+    attach_reviews(out, items)
+    write_json(out / RUN_SPEC, {"input": str(Path(input_path).resolve()), "metadata": str(metadata) if metadata else None,
                                   "workflow": to_dict(workflow)})
     for path in found.ignored:
         log.info("not audio by extension, ignored: %s", path)
@@ -199,13 +212,39 @@ def run(input_path: str | Path, out: str | Path, workflow: Workflow, *, executor
     return RunResult(out, len(good), len(quarantine), result, time.perf_counter() - t0, audio_seconds)
 
 
+def attach_reviews(out: Path, items: list[WorkItem]) -> None:
+    """Annotators' corrections (`review pull`) of each recording, if any: the samples stage and the
+    tables read them through the overlay."""
+    for item in items:
+        reviewed = out / "review" / "human" / f"{item.recording_id}.json"
+        item.review = str(reviewed) if reviewed.exists() else None
+
+
+def rebuild(out: str | Path, hook: Hook | None = None) -> RunResult:
+    """Tables, samples and shards again from a finished run's cache (after `review pull`, or by
+    `duplexcorpus shard OUT`): no input folder needed, nothing upstream re-runs. Only the samples of
+    recordings whose reviews changed are rewritten; everything else is reused as it is."""
+    t0 = time.perf_counter()
+    run_folder = RunFolder(out)
+    workflow, hook = run_folder.workflow, hook or (lambda step, info: None)
+    items = run_folder.items()
+    attach_reviews(run_folder.out, items)
+    run_stage(SamplesStage(workflow), items, StageCache(run_folder.out / "cache"))
+    quarantine = [Quarantine(**row) for row in run_folder.frame("quarantine").to_dict("records")]
+    quarantine += [Quarantine(**i.quarantine) for i in items if i.quarantine]
+    good = [i for i in items if not i.quarantine]
+    shards = write_outputs(run_folder.out, good, quarantine, workflow, hook)
+    audio_seconds = sum(i.recording["duration"] * i.recording["num_channels"] for i in good)
+    return RunResult(run_folder.out, len(good), len(quarantine), shards, time.perf_counter() - t0, audio_seconds)
+
+
 def _two_phases(items: list[WorkItem], execute, hook: Hook) -> list[WorkItem]:
-    items = execute([IngestStage], items)
+    items = execute([INGEST], items)
     dedupe(items)
     hook("ingest", {"accepted": sum(not i.quarantine for i in items), "quarantined": sum(bool(i.quarantine) for i in items)})
     good = [i for i in items if not i.quarantine]
     bad = [i for i in items if i.quarantine]
-    processed = execute(PROCESSING_STAGES, good) if good else []
+    processed = execute(PROCESSING, good) if good else []
     hook("process", {"recordings": len(processed)})
     return bad + processed
 
@@ -237,29 +276,24 @@ def write_outputs(out: Path, items: list[WorkItem], quarantine: list[Quarantine]
     splits = assign_splits(recordings, workflow.split)
     segments, events, words = [], [], []
     for item, rec in zip(items, recordings):
-        item_events = load_events(item.path("events", "events.json")) + load_events(item.path("ipus", "crosstalk_events.json"))
-        item_segments, item_words = load_segments(item.path("asr", "segments.json")), load_words(item.path("asr", "words.json"))
+        item_events = item.read(EventsStage.EVENTS) + item.read(IpuStage.CROSSTALK_EVENTS)
+        item_segments, item_words = item.read(AsrStage.SEGMENTS), item.read(AsrStage.WORDS)
         item_segments, item_words, item_events = apply_reviews(item, item_segments, item_words, item_events, workflow)
-        item_segments = with_risk(item_segments, item_events, json.loads(item.path("asr", "dropped.json").read_text()),
-                                  rec, workflow)
+        item_segments = with_risk(item_segments, item_events, item.read(AsrStage.DROPPED), rec, workflow)
         segments += item_segments
         ids = {(r["channel"], r["start"]): r["segment_id"] for r in segment_rows(item_segments)}
         words += word_rows(rec, item_words, ids)
         events += item_events
-    tables = out / "tables"
+    run_folder = RunFolder(out)
     rec_rows = [r.row(splits[r.recording_id]) for r in recordings]
-    contract.write_table(tables / "recordings.parquet", "recordings", contract.to_table("recordings", rec_rows))
-    contract.write_table(tables / "segments.parquet", "segments", contract.to_table("segments", segment_rows(segments)))
-    contract.write_table(tables / "words.parquet", "words", contract.to_table("words", words))
-    contract.write_table(tables / "events.parquet", "events", contract.to_table("events", event_rows(events)))
     q_rows = [dataclasses.asdict(q) for q in sorted(quarantine, key=lambda q: (q.input, q.stage))]
-    contract.write_table(tables / "quarantine.parquet", "quarantine", contract.to_table("quarantine", q_rows))
+    for name, rows in (("recordings", rec_rows), ("segments", segment_rows(segments)), ("words", words),
+                       ("events", event_rows(events)), ("quarantine", q_rows)):
+        contract.write_table(run_folder.table_path(name), name, contract.to_table(name, rows))
     hook("tables", {"recordings": len(rec_rows), "segments": len(segments), "words": len(words), "events": len(events),
                     "quarantined": len(q_rows)})
     shards = pack_shards(out / "shards", items, splits, workflow.shard.samples_per_shard)
     hook("shards", {"shards": len(shards)})
-    from duplexcorpus.storage import write_json
-
     write_json(out / "stats.json", corpus_stats(rec_rows, segments, events, q_rows, words))
     # where each recording's stage outputs live (exports read audio from here)
     write_stage_outputs(out, {i.recording_id: i.outputs for i in items})

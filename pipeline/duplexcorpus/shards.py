@@ -12,6 +12,7 @@ import webdataset as wds
 
 from duplexcorpus import contract
 from duplexcorpus.stages.base import WorkItem
+from duplexcorpus.stages.samples import SamplesStage, window_file
 from duplexcorpus.storage import atomic_path, write_json
 
 FIXED_MTIME = 1_700_000_000.0  # reproducible tar headers
@@ -21,8 +22,8 @@ def pack_shards(root: Path, items: list[WorkItem], splits: dict[str, str], per_s
     root.mkdir(parents=True, exist_ok=True)
     samples: dict[str, list[tuple[str, Path, int]]] = {}
     for item in sorted(items, key=lambda i: i.recording_id):
-        base = Path(item.outputs["samples"])
-        keys = json.loads((base / "windows.json").read_text())["keys"]
+        base = item.path(SamplesStage.WINDOWS).parent
+        keys = item.read(SamplesStage.WINDOWS)["keys"]
         for k, key in enumerate(keys):
             samples.setdefault(splits[item.recording_id], []).append((key, base, k))
     written, index = [], {}
@@ -34,17 +35,18 @@ def pack_shards(root: Path, items: list[WorkItem], splits: dict[str, str], per_s
             with atomic_path(root / name) as tmp:
                 with wds.TarWriter(str(tmp), mtime=FIXED_MTIME) as sink:
                     for key, base, k in entries[start: start + per_shard]:
-                        sample = json.loads((base / f"w{k:04d}.json").read_text())
+                        sample = json.loads((base / window_file(SamplesStage.SAMPLE, k)).read_text())
                         sample["split"] = split
                         contract.validate_sample(sample)
                         record = {
                             "__key__": key,
-                            "flac": (base / f"w{k:04d}.flac").read_bytes(),
-                            "labels.npy": (base / f"w{k:04d}.labels.npy").read_bytes(),
+                            "flac": (base / window_file(SamplesStage.AUDIO, k)).read_bytes(),
+                            "labels.npy": (base / window_file(SamplesStage.LABELS, k)).read_bytes(),
                             "json": json.dumps(sample, ensure_ascii=False, sort_keys=True).encode(),
                         }
-                        if (base / f"w{k:04d}.text.npy").exists():
-                            record["text.npy"] = (base / f"w{k:04d}.text.npy").read_bytes()
+                        text = base / window_file(SamplesStage.TEXT, k)
+                        if text.exists():
+                            record["text.npy"] = text.read_bytes()
                         sink.write(record)
                         members.append({"key": key, "duration": round(sample["window"]["end"] - sample["window"]["start"], 3)})
             written.append(name)

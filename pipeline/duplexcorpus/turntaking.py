@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 
 from duplexcorpus.config import EventsConfig
 from duplexcorpus.text import units
-from duplexcorpus.records import Event, Segment
+from duplexcorpus.records import Event, Recording, Segment
 
 EPS = 1e-6
 
@@ -34,6 +34,7 @@ class _Ipu:
     end: float
     confidence: float
     words: int | None  # None until text exists
+    speaker: str | None = None
 
     @property
     def duration(self) -> float:
@@ -82,6 +83,12 @@ def _is_backchannel(u: _Ipu, ipus: Sequence[_Ipu], cfg: EventsConfig) -> int | N
     return None
 
 
+def has_parties(recording: Recording, segments: Iterable[Segment]) -> bool:
+    """Turn-taking needs two speakers: the recording's channels name them, or diarization found
+    them on a shared channel. A one-speaker recording gets no timing events."""
+    return len({c.speaker_id for c in recording.channels} | {s.speaker_id for s in segments}) > 1
+
+
 def detect_events(segments: Iterable[Segment], cfg: EventsConfig) -> list[Event]:
     segs = sorted(segments, key=lambda s: (s.start, s.channel))
     if not segs:
@@ -89,7 +96,7 @@ def detect_events(segments: Iterable[Segment], cfg: EventsConfig) -> list[Event]
     rid = segs[0].recording_id
     ipus = [
         _Ipu(i, s.channel, s.start, s.end, s.confidence,
-             len(units(s.attributes["text"])) if s.attributes.get("text") else None)
+             len(units(s.attributes["text"])) if s.attributes.get("text") else None, s.speaker_id)
         for i, s in enumerate(segs)
     ]
     conf = {u.index: u.confidence for u in ipus}
@@ -98,7 +105,9 @@ def detect_events(segments: Iterable[Segment], cfg: EventsConfig) -> list[Event]
     def emit(type_: str, channel: int | None, start: float, end: float, members: Iterable[_Ipu], **attrs):
         members = list(members)
         c = min((conf[m.index] for m in members), default=1.0)
-        events.append(Event(rid, type_, channel, round(start, 3), round(end, 3), round(float(c), 3), "rules", attrs))
+        speaker = next((m.speaker for m in members if m.channel == channel), None) if channel is not None else None
+        events.append(Event(rid, type_, channel, round(start, 3), round(end, 3), round(float(c), 3), "rules", attrs,
+                            speaker))
 
     # --- listener behaviour: backchannels and interruptions ------------------------------------
     backchannel_of: dict[int, int] = {}

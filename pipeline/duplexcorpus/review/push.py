@@ -5,16 +5,17 @@ import json
 import time
 from pathlib import Path
 
-from duplexcorpus.config import Workflow, workflow_from_dict
+from duplexcorpus.config import Workflow
 from duplexcorpus.review.labeling import labeling_config
 from duplexcorpus.review.labelstudio import LabelStudioBridge
 from duplexcorpus.review.merge import merge_export
 from duplexcorpus.review.realign import realign_windows
 from duplexcorpus.resources import read_text
+from duplexcorpus.runfolder import RunFolder
 from duplexcorpus.review.tasks import build_tasks, document_root, risky_windows
 
 def _workflow(out: Path) -> Workflow:
-    return workflow_from_dict(json.loads((out / "run.json").read_text())["workflow"])
+    return RunFolder(out).workflow
 
 
 def _instructions() -> str:
@@ -49,13 +50,12 @@ def pull(out: Path, bridge: LabelStudioBridge, reshard: bool = True) -> dict:
     t0 = time.perf_counter()
     state = json.loads((out / "review" / "state.json").read_text())
     exported = bridge.export(state["project_id"])
-    spec = json.loads((out / "run.json").read_text())
-    wf = workflow_from_dict(spec["workflow"])
+    wf = RunFolder(out).workflow
     report = merge_export(out, exported, align=lambda merged: realign_windows(out, wf, merged))
     if reshard and report["windows_merged"]:
-        from duplexcorpus.runner import run
+        from duplexcorpus.runner import rebuild
 
-        run(spec["input"], out, wf, executor="local", metadata=spec.get("metadata"))
+        rebuild(out)
         report["resharded"] = True
     report["seconds"] = round(time.perf_counter() - t0, 2)
     return report

@@ -34,10 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from duplexcorpus.audio import frame_energy_db, read_window
-from duplexcorpus.records import Segment
-from duplexcorpus.stages.base import Rejected, Resources, Stage, WorkItem
-from duplexcorpus.stages.decrosstalk import analysis_path
-from duplexcorpus.stages.ipus import load_segments
+from duplexcorpus.devices import resolve_device
+from duplexcorpus.records import Segment, load_segments, load_words, record_dicts
+from duplexcorpus.stages.base import Output, Rejected, Resources, Stage, WorkItem
+from duplexcorpus.stages.decrosstalk import DecrosstalkStage
+from duplexcorpus.stages.ipus import IpuStage
 from duplexcorpus.storage import write_json
 from duplexcorpus.text import error_rate, hallucination_phrase, join_text, repetition_loop, to_simplified, units
 from duplexcorpus.transcripts import TranscriptError, Utterance, find_transcript, read_transcript
@@ -287,7 +288,12 @@ class AsrStage(Stage):
     version = "9"
     config_section = "asr"
     reads = ("decrosstalk", "ipus")
-    writes = ("segments.json", "words.json", "dropped.json", "clips.json")
+    SEGMENTS = Output("segments.json", read=load_segments, description="the IPUs with their text in attributes")
+    WORDS = Output("words.json", read=load_words, description="Word records (characters for Mandarin)")
+    DROPPED = Output("dropped.json", read=lambda p: json.loads(p.read_text()), description="what the gates removed, and why")
+    CLIPS = Output("clips.json", read=lambda p: json.loads(p.read_text()), description="every decoded clip")
+    TRANSCRIPT_CHECK = Output("transcript_check.json", read=lambda p: json.loads(p.read_text()), optional=True,
+                              description="WER/CER of ASR against a given transcript")
     resources = Resources(cpus=1.0)
     uses_model = True
 
@@ -295,7 +301,6 @@ class AsrStage(Stage):
         self.engine = None
         if not self.cfg.enabled:
             return
-        from duplexcorpus.stages.vad import resolve_device
         from duplexcorpus.whisper import WhisperEngine
 
         device = resolve_device(self.cfg.device)
@@ -340,7 +345,7 @@ class AsrStage(Stage):
     def process_batch(self, items: list[WorkItem], out_dirs: list[Path]) -> list[BaseException | None]:
         states = []
         for item, out in zip(items, out_dirs):
-            st = ItemState(item, out, load_segments(item.path("ipus", "segments.json")))
+            st = ItemState(item, out, item.read(IpuStage.SEGMENTS))
             if self.cfg.enabled:
                 try:
                     path = find_transcript(item.rec(), self.cfg.transcripts)
@@ -418,7 +423,7 @@ class AsrStage(Stage):
         from duplexcorpus.whisper import Clip
 
         items = [states[p.item].item for p in plans]
-        audios, floors = self.clip_audios(plans, [(analysis_path(item), item.rec().duration) for item in items])
+        audios, floors = self.clip_audios(plans, [(str(item.path(DecrosstalkStage.ANALYSIS)), item.rec().duration) for item in items])
         decoded = self.engine.run([Clip(a, p.language, p.prompt, p.text) for a, p in zip(audios, plans)])
         for p, audio, floor, d in zip(plans, audios, floors, decoded):
             st = states[p.item]
@@ -537,6 +542,7 @@ class AsrStage(Stage):
             inside = [w for w in words if w["channel"] == seg.channel and seg.start - 1e-3 <= (w["start"] + w["end"]) / 2 <= seg.end + 1e-3]
             for w in inside:
                 w["segment_start"] = seg.start
+                w["speaker_id"] = seg.speaker_id
             attrs = dict(seg.attributes)
             if self.cfg.enabled:
                 attrs["text"] = join_text([w["word"] for w in inside])
@@ -551,15 +557,17 @@ class AsrStage(Stage):
         for w in words:  # a word outside every IPU (given text beyond VAD): its nearest IPU
             if "segment_start" not in w:
                 same = [s for s in st.segments if s.channel == w["channel"]]
-                w["segment_start"] = min(same, key=lambda s: abs(s.start - w["start"])).start if same else None
+                nearest = min(same, key=lambda s: abs(s.start - w["start"])) if same else None
+                w["segment_start"] = nearest.start if nearest else None
+                w["speaker_id"] = nearest.speaker_id if nearest else st.item.rec().speaker(w["channel"])
         if st.compared:
             summary = error_rate(" ".join(c["given_text"] for c in st.compared),
                                  " ".join(c["asr_text"] for c in st.compared))
-            write_json(st.out_dir / "transcript_check.json", {"summary": summary, "utterances": st.compared})
-        write_json(st.out_dir / "segments.json", [s.__dict__ for s in segments])
-        write_json(st.out_dir / "words.json", words)
-        write_json(st.out_dir / "dropped.json", st.dropped)
-        write_json(st.out_dir / "clips.json", st.clips)
+            write_json(st.out_dir / self.TRANSCRIPT_CHECK.file, {"summary": summary, "utterances": st.compared})
+        write_json(st.out_dir / self.SEGMENTS.file, record_dicts(segments))
+        write_json(st.out_dir / self.WORDS.file, words)
+        write_json(st.out_dir / self.DROPPED.file, st.dropped)
+        write_json(st.out_dir / self.CLIPS.file, st.clips)
 
 
 @contextlib.contextmanager
@@ -584,6 +592,3 @@ class _OneSentence:
     def span_tokenize(text: str):
         return [(0, len(text))]
 
-
-def load_words(path: Path) -> list[dict]:
-    return json.loads(Path(path).read_text())

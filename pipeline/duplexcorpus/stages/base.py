@@ -1,22 +1,53 @@
 """The stage contract (NeMo-Curator style, executor-agnostic).
 
 A stage declares its name, version, the config section it reads, the upstream stages whose outputs
-it reads, and its resources. It loads models lazily in `setup()` (once per worker, and only when
-there is uncached work), and processes one recording in `process()` or a whole batch in
-`process_batch()` (GPU-friendly stages override the latter). Outputs go to a directory the executor
-hands in; the executor makes them visible atomically and skips work whose cache key already exists.
+it reads, its outputs (`Output` constants on the class), and its resources. It loads models lazily in
+`setup()` (once per worker, and only when there is uncached work), and processes one recording in
+`process()` or a whole batch in `process_batch()` (GPU-friendly stages override the latter). Outputs
+go to a directory the executor hands in; the executor checks them against the declared outputs,
+makes them visible atomically, and skips work whose cache key already exists.
+
+Consumers name what they read by the producer's constant (`item.read(IpuStage.SEGMENTS)`), never by
+a file name, so a renamed file is one edit and a missing one is caught before the cache commits.
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from duplexcorpus.config import Workflow
 from duplexcorpus.records import Recording
 from duplexcorpus.storage import stable_hash
+
+
+@dataclass(frozen=True)
+class Output:
+    """One file (or, with `*` in the name, one file per window) a stage leaves in its output folder.
+
+    `read` turns the file into records (`load_segments`, `np.load`, ...); `optional` outputs may be
+    absent (e.g. a transcript check when no transcript was given). The owning stage's name is bound
+    when the class is created.
+    """
+
+    file: str
+    read: Callable[[Path], Any] | None = None
+    optional: bool = False
+    description: str = ""
+    stage: str = ""
+
+    def __set_name__(self, owner: type, attr: str) -> None:
+        object.__setattr__(self, "stage", owner.name)
+
+    def matches(self, name: str) -> bool:
+        return fnmatch.fnmatchcase(name, self.file)
+
+
+class StageOutputError(RuntimeError):
+    """A stage left a different set of files than it declares (a bug in the stage, not bad input)."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +83,12 @@ class WorkItem:
     def rec(self) -> Recording:
         return Recording.from_dict(self.recording)
 
-    def path(self, stage: str, name: str) -> Path:
-        return Path(self.outputs[stage]) / name
+    def path(self, output: Output) -> Path:
+        """Where this recording's copy of a stage output lives (the stage must have run)."""
+        return Path(self.outputs[output.stage]) / output.file
+
+    def read(self, output: Output) -> Any:
+        return output.read(self.path(output))
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True, default=list)
@@ -68,8 +103,7 @@ class Stage:
     version: ClassVar[str] = "1"
     config_section: ClassVar[str | None] = None
     reads: ClassVar[tuple[str, ...]] = ()  # upstream stages whose outputs this one reads
-    writes: ClassVar[tuple[str, ...]] = ()  # files it leaves in its output dir
-    resources: ClassVar[Resources] = Resources()
+    resources: ClassVar[Resources] = Resources()  # per actor/task; `ray.resources.<stage>` overrides
     uses_model: ClassVar[bool] = False  # run as a long-lived actor so setup() is paid once
 
     def __init__(self, workflow: Workflow):
@@ -86,10 +120,25 @@ class Stage:
             self.setup()
             self._ready = True
 
+    # -- the contract -------------------------------------------------------------------------
+    @classmethod
+    def outputs(cls) -> tuple[Output, ...]:
+        return tuple(v for v in vars(cls).values() if isinstance(v, Output))
+
+    @classmethod
+    def check_outputs(cls, out_dir: Path) -> None:
+        """Every declared output is there and nothing undeclared is (called before the cache commits)."""
+        names = [p.name for p in Path(out_dir).iterdir() if not p.name.startswith(("_", "."))]
+        declared = cls.outputs()
+        missing = [o.file for o in declared if not o.optional and not any(o.matches(n) for n in names)]
+        extra = [n for n in names if not any(o.matches(n) for o in declared)]
+        if missing or extra:
+            raise StageOutputError(f"stage {cls.name} broke its output contract: missing {missing}, undeclared {extra}")
+
     # -- caching ------------------------------------------------------------------------------
     def cache_key(self, item: WorkItem) -> str:
         content = item.recording["sha256"] if item.recording else item.input
-        section = self.workflow.section(self.config_section) if self.config_section else None
+        section = self.workflow.tunable(self.config_section) if self.config_section else None
         return stable_hash(self.name, self.version, section, content, [item.keys[s] for s in self.reads])
 
     # -- work ---------------------------------------------------------------------------------

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from duplexcorpus.audio import ChannelStream, frame_energy_db
-from duplexcorpus.stages.base import Stage, WorkItem
-from duplexcorpus.stages.tracks import tracks_path
-from duplexcorpus.stages.vad import FRAME_RATE
+from duplexcorpus.frames import FRAME_RATE
+from duplexcorpus.stages.base import Output, Stage, WorkItem
+from duplexcorpus.stages.tracks import TracksStage
+from duplexcorpus.stages.vad import VadStage
 
 
 def block_lags(x: np.ndarray, y: np.ndarray, max_lag: int, k: int) -> list[int]:
@@ -130,20 +131,21 @@ class CrosstalkStage(Stage):
     version = "1"
     config_section = "crosstalk"
     reads = ("tracks", "vad")
-    writes = ("crosstalk.npz",)
+    LEAK = Output("crosstalk.npz", read=np.load,
+                  description="per 31.25 Hz frame: mask (leak), source channel, evidence, energy_db")
 
     def process(self, item: WorkItem, out_dir: Path) -> None:
-        probs = np.load(item.path("vad", "probs.npy")).astype(np.float32)
+        probs = item.read(VadStage.PROBS).astype(np.float32)
         channels = probs.shape[0]
         if not self.cfg.enabled or channels < 2:
             zeros = np.zeros_like(probs)
-            np.savez_compressed(out_dir / "crosstalk.npz", mask=zeros.astype(bool), source=zeros.astype(np.int8) - 1,
+            np.savez_compressed(out_dir / self.LEAK.file, mask=zeros.astype(bool), source=zeros.astype(np.int8) - 1,
                                 evidence=zeros, energy_db=zeros - 120)
             return
         rate = self.workflow.tracks.sample_rate
-        energy_db, rho2 = leak_features(tracks_path(item), channels, rate, self.cfg)
+        energy_db, rho2 = leak_features(str(item.path(TracksStage.AUDIO)), channels, rate, self.cfg)
         mask, source, evidence = attribute(energy_db, rho2, probs, self.cfg)
         frames = probs.shape[1]
         energy_db = np.pad(energy_db, ((0, 0), (0, max(0, frames - energy_db.shape[1]))), constant_values=-120.0)
-        np.savez_compressed(out_dir / "crosstalk.npz", mask=mask, source=source, evidence=evidence,
+        np.savez_compressed(out_dir / self.LEAK.file, mask=mask, source=source, evidence=evidence,
                             energy_db=energy_db[:, :frames].astype(np.float32))

@@ -16,18 +16,17 @@ shards keep the original tracks. The fitted gain/delay per block is recorded.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from duplexcorpus.audio import ChannelStream, frame_energy_db
-from duplexcorpus.stages.base import Stage, WorkItem
-from duplexcorpus.stages.tracks import tracks_path
+from duplexcorpus.frames import ANALYSIS_RATE, HOP
+from duplexcorpus.stages.base import Output, Stage, WorkItem
+from duplexcorpus.stages.tracks import TracksStage
 from duplexcorpus.storage import write_json
-
-ANALYSIS_RATE = 16000
-HOP = 512
 
 
 def _lagged(x: np.ndarray, history: np.ndarray, lag: int) -> np.ndarray:
@@ -75,9 +74,10 @@ def predict(source: np.ndarray, history: np.ndarray, fit: tuple[list[int], np.nd
 class DecrosstalkStage(Stage):
     name = "decrosstalk"
     version = "3"
-    config_section = "crosstalk"
+    config_section = "decrosstalk"
     reads = ("tracks",)
-    writes = ("analysis.flac", "leaks.json")
+    ANALYSIS = Output("analysis.flac", description="16 kHz analysis signal, leaks subtracted (VAD, attribution and ASR read it)")
+    LEAKS = Output("leaks.json", read=lambda p: json.loads(p.read_text()), description="the fit per block and channel pair")
 
     def process(self, item: WorkItem, out_dir: Path) -> None:
         cfg = self.cfg
@@ -86,8 +86,8 @@ class DecrosstalkStage(Stage):
         history = np.zeros((channels, max_lag + cfg.half_taps + 1), np.float32)
         report = []
         last_fit: dict[tuple[int, int], tuple[list[int], np.ndarray]] = {}
-        stream = ChannelStream([(tracks_path(item), c) for c in range(channels)], ANALYSIS_RATE, cfg.block_seconds)
-        with sf.SoundFile(out_dir / "analysis.flac", "w", samplerate=ANALYSIS_RATE, channels=channels,
+        stream = ChannelStream([(str(item.path(TracksStage.AUDIO)), c) for c in range(channels)], ANALYSIS_RATE, cfg.block_seconds)
+        with sf.SoundFile(out_dir / self.ANALYSIS.file, "w", samplerate=ANALYSIS_RATE, channels=channels,
                           format="FLAC", subtype="PCM_24") as out:
             for b, block in enumerate(stream.blocks()):
                 cleaned = block.copy()
@@ -118,8 +118,4 @@ class DecrosstalkStage(Stage):
                             report.append({"block": b, "channel": c, "source_channel": d, **info})
                 history = np.concatenate([history, block], axis=1)[:, -history.shape[1]:]
                 out.write(cleaned.T)
-        write_json(out_dir / "leaks.json", report)
-
-
-def analysis_path(item: WorkItem) -> str:
-    return str(item.path("decrosstalk", "analysis.flac"))
+        write_json(out_dir / self.LEAKS.file, report)

@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from duplexcorpus.audio import ChannelStream, frame_energy_db
-from duplexcorpus.records import Event, Segment
-from duplexcorpus.stages.base import Stage, WorkItem
-from duplexcorpus.stages.tracks import tracks_path
-from duplexcorpus.stages.vad import FRAME_RATE
+from duplexcorpus.frames import FRAME_RATE
+from duplexcorpus.records import Event, Segment, load_events, load_segments, record_dicts
+from duplexcorpus.stages.base import Output, Stage, WorkItem
+from duplexcorpus.stages.crosstalk import CrosstalkStage
+from duplexcorpus.stages.tracks import TracksStage
+from duplexcorpus.stages.vad import VadStage
 from duplexcorpus.storage import write_json
 
 FINE_HOP_S = 0.008
@@ -102,15 +104,16 @@ class IpuStage(Stage):
     version = "4"
     config_section = "ipu"
     reads = ("tracks", "vad", "crosstalk")
-    writes = ("segments.json", "crosstalk_events.json")
+    SEGMENTS = Output("segments.json", read=load_segments, description="IPUs (Segment records)")
+    CROSSTALK_EVENTS = Output("crosstalk_events.json", read=load_events, description="what was suppressed as leak")
 
     def process(self, item: WorkItem, out_dir: Path) -> None:
         rec = item.rec()
-        probs = np.load(item.path("vad", "probs.npy")).astype(np.float32)
-        leak = np.load(item.path("crosstalk", "crosstalk.npz"))
+        probs = item.read(VadStage.PROBS).astype(np.float32)
+        leak = item.read(CrosstalkStage.LEAK)
         mask, source, evidence = leak["mask"], leak["source"], leak["evidence"]
         cfg = self.cfg
-        fine = fine_energy(tracks_path(item), rec.num_channels, self.workflow.tracks.sample_rate) \
+        fine = fine_energy(str(item.path(TracksStage.AUDIO)), rec.num_channels, self.workflow.tracks.sample_rate) \
             if cfg.refine_boundaries else None
         segments, crosstalk = [], []
         for c in range(rec.num_channels):
@@ -162,14 +165,6 @@ class IpuStage(Stage):
                     rec.recording_id, "crosstalk", c, round(s / FRAME_RATE, 3), round(e / FRAME_RATE, 3),
                     round(float(evidence[c, s:e].mean()), 3), "crosstalk",
                     {"source_channel": int(src), "suppressed": True,
-                     "mean_rho2": round(float(evidence[c, s:e].mean()), 3)}))
-        write_json(out_dir / "segments.json", [s.__dict__ for s in segments])
-        write_json(out_dir / "crosstalk_events.json", [e.__dict__ for e in crosstalk])
-
-
-def load_segments(path: Path) -> list[Segment]:
-    return [Segment(**d) for d in json.loads(Path(path).read_text())]
-
-
-def load_events(path: Path) -> list[Event]:
-    return [Event(**d) for d in json.loads(Path(path).read_text())]
+                     "mean_rho2": round(float(evidence[c, s:e].mean()), 3)}, rec.speaker(c)))
+        write_json(out_dir / self.SEGMENTS.file, record_dicts(segments))
+        write_json(out_dir / self.CROSSTALK_EVENTS.file, record_dicts(crosstalk))

@@ -15,15 +15,22 @@ import soundfile as sf
 
 from duplexcorpus.audio import read_window
 from duplexcorpus.contract import SCHEMA_VERSION
+from duplexcorpus.overlay import apply_reviews, review_hash
 from duplexcorpus.records import Event, Segment, event_rows, segment_rows
-from duplexcorpus.review.overlay import apply_reviews, review_hash
-from duplexcorpus.stages.asr import load_words
-from duplexcorpus.stages.base import Stage, WorkItem
-from duplexcorpus.stages.ipus import load_events, load_segments
-from duplexcorpus.stages.tracks import tracks_path
+from duplexcorpus.stages.asr import AsrStage
+from duplexcorpus.stages.base import Output, Stage, WorkItem
+from duplexcorpus.stages.events import EventsStage
+from duplexcorpus.stages.ipus import IpuStage
+from duplexcorpus.stages.tracks import TracksStage
 from duplexcorpus.storage import stable_hash, write_json
 
 LABELS = ("speech", "floor", "backchannel", "interruption", "overlap")
+WINDOW = "[0-9]" * 4  # the window index in a member's file name: w0000.flac, w0001.flac, ...
+
+
+def window_file(output: Output, k: int) -> str:
+    """The file of window k for a per-window output (`window_file(SamplesStage.AUDIO, 3)` = w0003.flac)."""
+    return output.file.replace(WINDOW, f"{k:04d}")
 
 
 def choose_windows(duration: float, segments: list[Segment], max_window: float, min_window: float) -> list[tuple[float, float]]:
@@ -105,7 +112,11 @@ class SamplesStage(Stage):
     version = "2"
     config_section = "shard"
     reads = ("tracks", "ipus", "asr", "events")
-    writes = ("windows.json", "wNNNN.flac", "wNNNN.labels.npy", "wNNNN.text.npy", "wNNNN.json")
+    WINDOWS = Output("windows.json", read=lambda p: json.loads(p.read_text()), description="sample keys and window spans")
+    AUDIO = Output(f"w{WINDOW}.flac", description="a window's audio, all channels")
+    LABELS = Output(f"w{WINDOW}.labels.npy", description="uint8 [channels, labels, frames]")
+    TEXT = Output(f"w{WINDOW}.text.npy", optional=True, description="int32 [channels, frames] word index")
+    SAMPLE = Output(f"w{WINDOW}.json", description="the sample JSON (schemas/v1/sample.schema.json)")
 
     def cache_key(self, item: WorkItem) -> str:
         key = super().cache_key(item)  # annotators' corrections change the samples
@@ -113,31 +124,30 @@ class SamplesStage(Stage):
 
     def process(self, item: WorkItem, out_dir: Path) -> None:
         rec = item.rec()
-        segments = load_segments(item.path("asr", "segments.json"))
-        words = load_words(item.path("asr", "words.json"))
-        events = load_events(item.path("events", "events.json")) + load_events(item.path("ipus", "crosstalk_events.json"))
+        segments = item.read(AsrStage.SEGMENTS)
+        words = item.read(AsrStage.WORDS)
+        events = item.read(EventsStage.EVENTS) + item.read(IpuStage.CROSSTALK_EVENTS)
         segments, words, events = apply_reviews(item, segments, words, events, self.workflow)
-        words = sorted(words, key=lambda w: (w["channel"], w["start"]))
+        words = sorted(words, key=lambda w: (w.channel, w.start))
         windows = choose_windows(rec.duration, segments, self.cfg.max_window, self.cfg.min_window)
         seg_rows = segment_rows(segments)
         ev_rows = event_rows(events)
         names = []
         for k, (start, end) in enumerate(windows):
             key = f"{rec.recording_id}_w{k:04d}"
-            audio, sr = read_window(tracks_path(item), start, end)
+            audio, sr = read_window(str(item.path(TracksStage.AUDIO)), start, end)
             buf = io.BytesIO()
             sf.write(buf, audio.T, sr, format="FLAC", subtype=self.cfg.subtype)
-            (out_dir / f"w{k:04d}.flac").write_bytes(buf.getvalue())
+            (out_dir / window_file(self.AUDIO, k)).write_bytes(buf.getvalue())
             labels = frame_labels(rec.num_channels, start, end, segments, events, self.cfg.frame_rate)
-            np.save(out_dir / f"w{k:04d}.labels.npy", labels)
-            window_words = [dict(channel=w["channel"], word=w["word"], start=round(max(w["start"], start) - start, 3),
-                                 end=round(min(w["end"], end) - start, 3), score=round(float(w["score"]), 4),
-                                 language=w.get("language"), interpolated=bool(w["interpolated"]),
-                                 source=w.get("source", "asr"))
-                            for w in words if w["end"] > start and w["start"] < end]
+            np.save(out_dir / window_file(self.LABELS, k), labels)
+            window_words = [dict(channel=w.channel, word=w.word, start=round(max(w.start, start) - start, 3),
+                                 end=round(min(w.end, end) - start, 3), score=round(float(w.score), 4),
+                                 language=w.language, interpolated=bool(w.interpolated), source=w.source)
+                            for w in words if w.end > start and w.start < end]
             if self.cfg.text_frames:
                 text = text_frames(rec.num_channels, end - start, window_words, self.cfg.frame_rate)
-                np.save(out_dir / f"w{k:04d}.text.npy", text)
+                np.save(out_dir / window_file(self.TEXT, k), text)
             channels = [dict(channel=c.channel, speaker_id=c.speaker_id, gender=c.gender, age_group=c.age_group,
                              accent=c.accent, language=c.language) for c in rec.channels]
             sample = {
@@ -153,11 +163,13 @@ class SamplesStage(Stage):
                 "segments": [{k_: v for k_, v in r.items() if k_ not in ("recording_id", "attributes", "crosstalk_suppressed")}
                              for r in _relative(seg_rows, start, end)],
                 "words": window_words,
-                "events": [{k_: v for k_, v in r.items() if k_ != "recording_id"} for r in _relative(ev_rows, start, end)],
+                # the sample names speakers through `channels`; events keep their channel here
+                "events": [{k_: v for k_, v in r.items() if k_ not in ("recording_id", "speaker_id")}
+                           for r in _relative(ev_rows, start, end)],
                 "frame_labels": {"frame_rate": self.cfg.frame_rate, "names": list(LABELS), "shape": list(labels.shape)},
             }
             if self.cfg.text_frames:
                 sample["text_frames"] = {"frame_rate": self.cfg.frame_rate, "shape": list(text.shape)}
-            write_json(out_dir / f"w{k:04d}.json", sample)
+            write_json(out_dir / window_file(self.SAMPLE, k), sample)
             names.append(key)
-        write_json(out_dir / "windows.json", {"keys": names, "windows": windows})
+        write_json(out_dir / self.WINDOWS.file, {"keys": names, "windows": windows})

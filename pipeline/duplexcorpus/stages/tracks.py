@@ -5,12 +5,13 @@ only this file (random access for windows), so the sources are decoded once.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import soundfile as sf
 
 from duplexcorpus.audio import ChannelStream
-from duplexcorpus.stages.base import Stage, WorkItem
+from duplexcorpus.stages.base import Output, Stage, WorkItem
 from duplexcorpus.storage import write_json
 
 
@@ -19,21 +20,18 @@ class TracksStage(Stage):
     version = "1"
     config_section = "tracks"
     reads = ("ingest",)
-    writes = ("audio.flac", "tracks.json")
+    AUDIO = Output("audio.flac", description="all channels, in speaker order, at tracks.sample_rate")
+    INFO = Output("tracks.json", read=lambda p: json.loads(p.read_text()), description="frames, rate, channels")
 
     def process(self, item: WorkItem, out_dir: Path) -> None:
         rec = item.rec()
         stream = ChannelStream([(c.source_path, c.source_channel) for c in rec.channels],
                                self.cfg.sample_rate, self.cfg.block_seconds)
         frames = 0
-        with sf.SoundFile(out_dir / "audio.flac", "w", samplerate=self.cfg.sample_rate,
+        with sf.SoundFile(out_dir / self.AUDIO.file, "w", samplerate=self.cfg.sample_rate,
                           channels=stream.num_channels, format="FLAC", subtype=self.cfg.subtype) as out:
             for block in stream.blocks():
                 out.write(block.T.clip(-1.0, 1.0))
                 frames += block.shape[1]
-        write_json(out_dir / "tracks.json", {"frames": frames, "sample_rate": self.cfg.sample_rate,
+        write_json(out_dir / self.INFO.file, {"frames": frames, "sample_rate": self.cfg.sample_rate,
                                              "channels": stream.num_channels})
-
-
-def tracks_path(item: WorkItem) -> str:
-    return str(item.path("tracks", "audio.flac"))

@@ -15,12 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from duplexcorpus.audio import ChannelStream
-from duplexcorpus.stages.base import Resources, Stage, WorkItem
-from duplexcorpus.stages.decrosstalk import analysis_path
-
-VAD_RATE = 16000
-HOP = 512  # samples per silero frame at 16 kHz
-FRAME_RATE = VAD_RATE / HOP  # 31.25 Hz
+from duplexcorpus.devices import resolve_device
+from duplexcorpus.frames import ANALYSIS_RATE as VAD_RATE, FRAME_RATE, HOP
+from duplexcorpus.stages.base import Output, Resources, Stage, WorkItem
+from duplexcorpus.stages.decrosstalk import DecrosstalkStage
 # sha256 of the weights shipped in silero-vad 6.2.3 (verified before loading: no silent model swaps)
 MODEL_SHA256 = {
     "silero-jit": ("silero_vad.jit", "e1122837f4154c511485fe0b9c64455f7b929c96fbb8d79fbdb336383ebd3720"),
@@ -43,20 +41,12 @@ def load_silero(kind: str, device: str = "cpu"):
     return model
 
 
-def resolve_device(requested: str) -> str:
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
-
-
 class VadStage(Stage):
     name = "vad"
     version = "2"
     config_section = "vad"
     reads = ("decrosstalk",)
-    writes = ("probs.npy",)
+    PROBS = Output("probs.npy", read=np.load, description="float16 [channels, frames] speech probability at 31.25 Hz")
     resources = Resources(cpus=1.0)
     uses_model = True
 
@@ -75,7 +65,7 @@ class VadStage(Stage):
         readers = []
         for i, item in enumerate(items):
             channels = item.rec().num_channels
-            readers.append(ChannelStream([(analysis_path(item), c) for c in range(channels)], VAD_RATE,
+            readers.append(ChannelStream([(str(item.path(DecrosstalkStage.ANALYSIS)), c) for c in range(channels)], VAD_RATE,
                                          self.cfg.block_seconds).blocks())
             layout += [(i, c) for c in range(channels)]
         outputs: list[list[np.ndarray]] = [[] for _ in layout]
@@ -111,7 +101,7 @@ class VadStage(Stage):
             if errors[i] is None:
                 rows = [np.concatenate(outputs[s]) for s, (j, _) in enumerate(layout) if j == i]
                 n = int(np.ceil(item.rec().duration * FRAME_RATE))
-                np.save(out / "probs.npy", np.stack([r[:n] for r in rows]).astype(np.float16))
+                np.save(out / self.PROBS.file, np.stack([r[:n] for r in rows]).astype(np.float16))
         return errors
 
     def process(self, item: WorkItem, out_dir: Path) -> None:
