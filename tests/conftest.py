@@ -15,6 +15,16 @@ REALDATA = ROOT.parent / "shared" / "realdata"
 
 quiet_environment()
 
+# The fast lane (`make test-fast` = `pytest -m "not slow"`) leaves out whatever starts Ray, runs the
+# whole pipeline or talks to Label Studio: tests using these fixtures are slow without saying so.
+SLOW_FIXTURES = {"ray_local", "sample_run", "label_studio", "run_copy"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 def realdata(*parts: str) -> Path:  # noqa: D103
     path = REALDATA.joinpath(*parts)

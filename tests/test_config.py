@@ -31,3 +31,17 @@ def test_type_errors_are_reported():
 def test_overrides_apply():
     wf = load_workflow(None, {"ipu.bridge": 0.3, "split.pinned": {"a": "test"}})
     assert wf.ipu.bridge == 0.3 and wf.split.pinned == {"a": "test"}
+
+
+def test_resources_per_stage():
+    from duplexcorpus.runner import check_resources, resources_for
+    from duplexcorpus.stages.asr import AsrStage
+    from duplexcorpus.stages.vad import VadStage
+
+    wf = load_workflow(None, {"ray.resources": {"vad": {"gpus": 0.25, "actors": 8}}})
+    assert (resources_for(VadStage, wf).gpus, resources_for(VadStage, wf).actors) == (0.25, 8)
+    assert (resources_for(AsrStage, wf).gpus, resources_for(AsrStage, wf).actors) == (0.0, 1)
+    with pytest.raises(WorkflowError, match="unknown key"):
+        load_workflow(None, {"ray.resources": {"vad": {"gpu": 1}}})
+    with pytest.raises(WorkflowError, match="unknown stage"):
+        check_resources(load_workflow(None, {"ray.resources": {"vda": {"gpus": 1}}}))

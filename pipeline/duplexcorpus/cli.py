@@ -16,7 +16,7 @@ def _overrides(pairs: tuple[str, ...]) -> dict:
     out = {}
     for pair in pairs:
         if "=" not in pair:
-            raise click.BadParameter(f"{pair!r}: expected key=value, e.g. vad.window=2.0")
+            raise click.BadParameter(f"{pair!r}: expected key=value, e.g. ipu.bridge=0.3")
         key, value = pair.split("=", 1)
         out[key] = yaml.safe_load(value)
     return out
@@ -39,7 +39,7 @@ def main(verbose: bool) -> None:
                    "(default: RAY_ADDRESS, else a private local Ray). ray:// (Ray Client) is not supported.")
 @click.option("--executor", type=click.Choice(["ray", "local"]), default="ray", show_default=True,
               help="'local' runs every stage in this process (debugging).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a workflow value, e.g. --set vad.window=2.0")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a workflow value, e.g. --set ipu.bridge=0.3")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(input_path, out, workflow, metadata, ray_address, executor, sets, quiet):
     """Process INPUT (a folder or a CSV/Parquet manifest) into OUT: tables, shards, stats."""
@@ -65,7 +65,19 @@ def run(input_path, out, workflow, metadata, ray_address, executor, sets, quiet)
         shown = {k: v for k, v in info.items() if not isinstance(v, list)}
         click.echo(f"[{step}] " + ", ".join(f"{k}={v}" for k, v in shown.items()), err=True)
 
-    result = run_pipeline(input_path, out, wf, executor=executor, ray_address=ray_address, metadata=metadata, hook=hook)
+    from duplexcorpus.inputs import InputError
+    from duplexcorpus.storage import StageCache, as_out_of_space
+
+    try:
+        result = run_pipeline(input_path, out, wf, executor=executor, ray_address=ray_address, metadata=metadata, hook=hook)
+    except InputError as err:  # INPUT itself (or its metadata file) is unusable
+        raise click.UsageError(str(err)) from None
+    except Exception as err:  # a full disk anywhere (a stage, the tables, the shards) stops the run cleanly
+        full = as_out_of_space(err, Path(out).resolve())
+        if full is None:
+            raise
+        StageCache(Path(out) / "cache").remove_partial()  # nothing half-written stays
+        raise click.ClickException(str(full)) from None
     speed = result.audio_seconds / max(result.seconds, 1e-9)
     click.echo(f"done: {result.recordings} recordings, {result.quarantined} quarantined, "
                f"{len(result.shards)} shards in {result.seconds:.1f} s ({speed:.1f}x real time per channel-second)")

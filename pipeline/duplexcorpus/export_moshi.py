@@ -13,19 +13,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import soundfile as sf
 
-from duplexcorpus.storage import atomic_path, stage_outputs, write_json
+from duplexcorpus.runfolder import RunFolder
+from duplexcorpus.stages.tracks import TracksStage
+from duplexcorpus.storage import atomic_path, write_json
 
 SPEAKERS = ("SPEAKER_MAIN", "SPEAKER_OTHER")
 
 
 def export_moshi(out: Path, to: Path, assistant_channel: int = 0, split: str | None = None) -> dict:
     out, to = Path(out), Path(to)
-    recordings = pd.read_parquet(out / "tables" / "recordings.parquet")
-    words = pd.read_parquet(out / "tables" / "words.parquet")
-    outputs = stage_outputs(out)
+    run = RunFolder(out)
+    recordings, words = run.frame("recordings"), run.frame("words")
     (to / "audio").mkdir(parents=True, exist_ok=True)
     lines, skipped = [], []
     for rec in recordings.sort_values("recording_id").itertuples():
@@ -39,7 +39,7 @@ def export_moshi(out: Path, to: Path, assistant_channel: int = 0, split: str | N
         if assistant_channel not in (0, 1):
             raise ValueError(f"assistant channel must be 0 or 1, not {assistant_channel}")
         order = [assistant_channel, 1 - assistant_channel]
-        source = outputs[rid]["tracks"] / "audio.flac"
+        source = run.path(rid, TracksStage.AUDIO)
         wav = to / "audio" / f"{rid}.wav"
         with sf.SoundFile(source) as src, atomic_path(wav) as tmp:
             with sf.SoundFile(tmp, "w", samplerate=src.samplerate, channels=2, subtype="PCM_16", format="WAV") as dst:

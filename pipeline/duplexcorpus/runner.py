@@ -9,7 +9,6 @@ final tables and shards are rebuilt deterministically from the cache.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from duplexcorpus.stages.base import Stage, WorkItem, describe_failure
 from duplexcorpus.stages.events import EventsStage
 from duplexcorpus.stages.ipus import IpuStage
 from duplexcorpus.stages.samples import SamplesStage
-from duplexcorpus.storage import StageCache, write_json, write_stage_outputs
+from duplexcorpus.storage import OutOfSpace, StageCache, space_error, write_json, write_stage_outputs
 
 log = logging.getLogger("duplexcorpus")
 
@@ -59,6 +58,11 @@ def run_stage(stage: Stage, items: list[WorkItem], cache: StageCache) -> list[Wo
         errors = stage.process_batch(todo, tmps)
     except Exception as err:  # noqa: BLE001 - setup or a whole batch failed: every item says why
         errors = [err] * len(todo)
+    full = next((why for why in (space_error(e, cache.root) for e in errors if e is not None) if why), None)
+    if full:  # out of space is no recording's fault: stop the run, keep nothing half-written
+        for tmp in tmps:
+            cache.abort(tmp)
+        raise OutOfSpace(cache.root / stage.name, full)
     for item, tmp, err in zip(todo, tmps, errors):
         if err is None:
             try:  # the declared outputs, nothing else, before anything becomes visible

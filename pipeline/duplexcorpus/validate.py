@@ -10,13 +10,14 @@ import soundfile as sf
 import webdataset as wds
 
 from duplexcorpus import contract
+from duplexcorpus.runfolder import RunFolder
 
 
 def validate_output(out: Path) -> list[str]:
     problems = []
     for table in contract.TABLES:
         try:
-            contract.read_table(out / "tables" / f"{table}.parquet", table)
+            RunFolder(out).table(table)
         except (contract.ContractError, OSError) as err:
             problems.append(f"{table}: {err}")
     for shard in sorted((out / "shards").glob("*.tar")):

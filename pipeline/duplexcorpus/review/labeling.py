@@ -48,9 +48,3 @@ def labeling_config(channels: int = 2) -> str:
   </Choices>
 </View>
 '''
-
-
-def labels_for(channels: int) -> set[str]:
-    return {speaker_label(c) for c in range(channels)} | set(EVENT_LABELS)
-
-

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from duplexcorpus.review.labeling import CHANNEL_FREE, EVENT_LABELS, VERDICTS, channel_of
+from duplexcorpus.runfolder import RunFolder
 from duplexcorpus.storage import write_json
 from duplexcorpus.text import error_rate, is_cjk, units
 
@@ -168,10 +169,9 @@ def merge_export(out: Path, exported: list[dict], align=None) -> dict:
     `align(merged) -> report`, when given, times the human words of the merged windows in place
     (realign.realign_windows) before anything is written."""
     out = Path(out)
-    recs = pd.read_parquet(out / "tables" / "recordings.parquet").set_index("recording_id")
-    segs = pd.read_parquet(out / "tables" / "segments.parquet")
-    words_t = pd.read_parquet(out / "tables" / "words.parquet")
-    events_t = pd.read_parquet(out / "tables" / "events.parquet")
+    run = RunFolder(out)
+    recs = run.frame("recordings").set_index("recording_id")
+    segs, words_t, events_t = run.frame("segments"), run.frame("words"), run.frame("events")
     human_dir = out / "review" / "human"
     human_dir.mkdir(parents=True, exist_ok=True)
     rejected, disagreements, audit, merged = [], [], [], {}

@@ -15,7 +15,8 @@ from duplexcorpus.audio import read_window
 from duplexcorpus.config import Workflow
 from duplexcorpus.review.labeling import speaker_label
 from duplexcorpus.review.routing import Window, choose_windows
-from duplexcorpus.storage import stage_outputs
+from duplexcorpus.runfolder import RunFolder
+from duplexcorpus.stages.tracks import TracksStage
 from duplexcorpus.text import join_text
 
 EVENT_LABEL = {"backchannel": "Backchannel", "interruption": "Interruption", "crosstalk": "Crosstalk",
@@ -28,8 +29,8 @@ def document_root(out: Path) -> Path:
 
 
 def risky_windows(out: Path, workflow: Workflow) -> list[Window]:
-    recs = pd.read_parquet(out / "tables" / "recordings.parquet")
-    segs = pd.read_parquet(out / "tables" / "segments.parquet")
+    run = RunFolder(out)
+    recs, segs = run.frame("recordings"), run.frame("segments")
     risky = []
     for seg in segs[segs.source != "human"].itertuples():
         attrs = json.loads(seg.attributes)
@@ -51,11 +52,9 @@ def _region(rid: str, start: float, end: float, channel: int, labels: list[str],
 
 def build_tasks(out: Path, workflow: Workflow, windows: list[Window]) -> list[dict]:
     out = Path(out)
-    recs = pd.read_parquet(out / "tables" / "recordings.parquet").set_index("recording_id")
-    segs = pd.read_parquet(out / "tables" / "segments.parquet")
-    words = pd.read_parquet(out / "tables" / "words.parquet")
-    events = pd.read_parquet(out / "tables" / "events.parquet")
-    outputs = stage_outputs(out)
+    run = RunFolder(out)
+    recs = run.frame("recordings").set_index("recording_id")
+    segs, words, events = run.frame("segments"), run.frame("words"), run.frame("events")
     audio_dir = out / "review" / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
     root = document_root(out)
@@ -64,7 +63,7 @@ def build_tasks(out: Path, workflow: Workflow, windows: list[Window]) -> list[di
         rec = recs.loc[w.recording_id]
         wav = audio_dir / f"{w.key}.wav"
         if not wav.exists():  # the same window always has the same audio
-            audio, sr = read_window(str(outputs[w.recording_id]["tracks"] / "audio.flac"), w.start, w.end)
+            audio, sr = read_window(str(run.path(w.recording_id, TracksStage.AUDIO)), w.start, w.end)
             sf.write(wav, audio.T, sr, subtype="PCM_16")
         dur = w.end - w.start
         result = []

@@ -123,7 +123,10 @@ class Stage:
     # -- the contract -------------------------------------------------------------------------
     @classmethod
     def outputs(cls) -> tuple[Output, ...]:
-        return tuple(v for v in vars(cls).values() if isinstance(v, Output))
+        found = {}
+        for klass in reversed(cls.__mro__):  # a subclass may add or override outputs
+            found.update({k: v for k, v in vars(klass).items() if isinstance(v, Output)})
+        return tuple(found.values())
 
     @classmethod
     def check_outputs(cls, out_dir: Path) -> None:

@@ -13,7 +13,6 @@ Suppressed stretches are reported as `crosstalk` events, so nothing disappears u
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
