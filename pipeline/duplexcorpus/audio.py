@@ -147,3 +147,97 @@ def frame_energy_db(x: np.ndarray, hop: int) -> np.ndarray:
     n = x.shape[-1] // hop
     frames = x[..., : n * hop].reshape(*x.shape[:-1], n, hop)
     return 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=-1) + 1e-12)
+
+
+# ------------------------------------------------------------------------- input health (ingest)
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What one full decode of a file found, per channel and per channel pair (see `analyse`)."""
+
+    frames_read: int
+    error: str | None  # decoder error part-way through, if any
+    resumes_after_error: bool  # audio decodes again after the failure (corrupt middle, not a cut-off end)
+    non_finite: int
+    clipped: int  # finite samples with |x| >= clip_level
+    over_range: int  # finite samples with |x| > 1 (only float files can hold them)
+    peak: np.ndarray  # per channel, finite samples
+    rms: np.ndarray  # per channel
+    mean: np.ndarray  # per channel (DC)
+    window_means: np.ndarray  # (windows, channels): the mean of each `window_frames` stretch
+    window_frames: int
+    gram: np.ndarray  # (channels, channels): sum(a * b) over the file
+
+    @property
+    def energy(self) -> np.ndarray:
+        return np.diag(self.gram)
+
+    def pair_residual_db(self, i: int, j: int, sign: int = -1) -> float:
+        """Energy of channel i + sign * channel j relative to their mean energy, in dB (-inf when
+        sample-exact): sign -1 measures a copy, +1 a phase-inverted copy."""
+        e = self.energy
+        residual = max(e[i] + e[j] + 2 * sign * self.gram[i, j], 0.0)
+        ref = (e[i] + e[j]) / 2
+        return float(10 * np.log10(residual / ref)) if residual > 0 and ref > 0 else float("-inf")
+
+
+def analyse(path: str, window_frames: int, clip_level: float) -> Analysis:
+    """Decode the whole file in windows of `window_frames` (bounded memory) and measure what ingest
+    checks: decode failures (and whether audio resumes after one), NaN/Inf, clipping, float values
+    beyond full scale, level, DC per window, and how alike each pair of channels is."""
+    frames = non_finite = clipped = over = 0
+    error = None
+    means: list[np.ndarray] = []
+    peak = total = gram = None
+    resumes = False
+    try:
+        with sf.SoundFile(path) as handle:
+            announced = handle.frames
+            while True:
+                try:
+                    block = handle.read(window_frames, dtype="float64", always_2d=True)
+                except (sf.LibsndfileError, RuntimeError) as err:
+                    error = str(err)
+                    resumes = _decodes_after(path, frames + window_frames, announced)
+                    break
+                if not len(block):
+                    break
+                finite = np.isfinite(block)
+                non_finite += int(block.size - finite.sum())
+                x = np.where(finite, block, 0.0)
+                mag = np.abs(x)
+                clipped += int((mag >= clip_level).sum())
+                over += int((mag > 1.0).sum())
+                bpeak, bsum, bgram = mag.max(axis=0), x.sum(axis=0), x.T @ x
+                if peak is None:
+                    peak, total, gram = bpeak, bsum, bgram
+                else:
+                    peak, total, gram = np.maximum(peak, bpeak), total + bsum, gram + bgram
+                means.append(bsum / len(x))
+                frames += len(x)
+    except (sf.LibsndfileError, RuntimeError) as err:  # cannot even open it
+        error = str(err)
+    if peak is None:
+        peak = total = np.zeros(1)
+        gram = np.zeros((1, 1))
+    n = max(frames, 1)
+    return Analysis(frames, error, resumes, non_finite, clipped, over, peak, np.sqrt(np.diag(gram) / n), total / n,
+                    np.array(means).reshape(len(means), len(peak)), window_frames, gram)
+
+
+def _decodes_after(path: str, start: int, announced: int) -> bool:
+    """Whether audio can still be decoded somewhere after `start` (a damaged stretch in the middle)
+    rather than the data simply ending there (a cut-off file)."""
+    for at in sorted({start, (start + announced) // 2, announced - 1}):
+        if not 0 <= at < announced:
+            continue
+        try:
+            with sf.SoundFile(path) as handle:
+                handle.seek(at)
+                if len(handle.read(1024, dtype="float32")):
+                    return True
+        except (sf.LibsndfileError, RuntimeError):
+            continue
+    return False

@@ -8,6 +8,7 @@ any moment leaves either a finished output or nothing; re-running reuses finishe
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -15,6 +16,68 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping
+
+
+SPACE_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+                errno.EFBIG: "file size limit exceeded"}
+SF_ERR_SYSTEM = 2  # libsndfile's code for a failed system call (it keeps no errno)
+
+
+class OutOfSpace(Exception):
+    """Writing under the output folder failed for lack of space (ENOSPC, EDQUOT or EFBIG).
+
+    Not a property of any one recording: the run stops (rather than quarantining every recording),
+    nothing half-written is kept, and a re-run once space is freed resumes from the cache."""
+
+    def __init__(self, folder: str | Path, why: str):
+        self.folder = str(folder)
+        self.why = why
+        super().__init__(f"out of space writing under {self.folder} ({why}). Finished work is kept: free space "
+                         "(or raise the quota / file size limit) and run the same command again to resume.")
+
+
+def space_error(err: BaseException | None, folder: str | Path | None = None) -> str | None:
+    """Why `err` (or anything it wraps) is an out-of-space failure, else None.
+
+    OSError carries its errno. libsndfile reports a failed write only as a "system error" with no
+    errno, so for that one the folder is probed: it is out of space when it cannot take 1 MiB more."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OutOfSpace):
+            return err.why
+        if isinstance(err, OSError) and err.errno in SPACE_ERRNOS:
+            return f"{SPACE_ERRNOS[err.errno]}: {err}"
+        if getattr(err, "code", None) == SF_ERR_SYSTEM and type(err).__name__ == "LibsndfileError" and folder:
+            probed = _probe_space(Path(folder))
+            if probed:
+                return probed
+        err = err.__cause__ or err.__context__ or getattr(err, "cause", None)
+    return None
+
+
+def as_out_of_space(err: BaseException, folder: str | Path) -> OutOfSpace | None:
+    """The OutOfSpace that `err` is or wraps (a Ray task error, a stage error), one naming `folder`
+    when it is a bare out-of-space OSError, or None."""
+    seen, cur = set(), err
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OutOfSpace):
+            return OutOfSpace(cur.folder, cur.why)
+        cur = cur.__cause__ or cur.__context__ or getattr(cur, "cause", None)
+    why = space_error(err, folder)
+    return OutOfSpace(folder, why) if why else None
+
+
+def _probe_space(folder: Path, size: int = 1 << 20) -> str | None:
+    try:
+        with tempfile.NamedTemporaryFile(prefix=".space-probe.", dir=folder) as handle:
+            handle.write(b"\0" * size)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as err:
+        return f"{SPACE_ERRNOS[err.errno]}: {err}" if err.errno in SPACE_ERRNOS else None
+    return None
 
 
 def stable_hash(*parts: Any, length: int = 16) -> str:
@@ -65,13 +128,24 @@ class StageCache:
     def begin(self, stage: str, recording_id: str, key: str) -> Path:
         """A fresh temp directory next to where the output will live."""
         final = self.dir_for(stage, recording_id, key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            return Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+        except OSError as err:
+            if err.errno in SPACE_ERRNOS:
+                raise OutOfSpace(final.parent, f"{SPACE_ERRNOS[err.errno]}: {err}") from err
+            raise
 
     def commit(self, tmp: Path, stage: str, recording_id: str, key: str, manifest: Mapping[str, Any]) -> Path:
         """Make a finished temp directory the cached output (atomic rename)."""
         final = self.dir_for(stage, recording_id, key)
-        (tmp / "_SUCCESS").write_text(json.dumps(dict(manifest), sort_keys=True, default=str))
+        try:
+            (tmp / "_SUCCESS").write_text(json.dumps(dict(manifest), sort_keys=True, default=str))
+        except OSError as err:  # nothing half-written stays behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            if err.errno in SPACE_ERRNOS:
+                raise OutOfSpace(tmp.parent, f"{SPACE_ERRNOS[err.errno]}: {err}") from err
+            raise
         if final.exists():  # an earlier, killed attempt left a dir without _SUCCESS, or a twin finished
             if (final / "_SUCCESS").exists():
                 shutil.rmtree(tmp, ignore_errors=True)
