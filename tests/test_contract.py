@@ -9,7 +9,15 @@ from duplexcorpus import contract
 @pytest.mark.parametrize("table", contract.TABLES)
 def test_schemas_load_and_carry_version(table):
     schema = contract.table_schema(table)
-    assert schema.metadata[b"duplexcorpus.schema_version"] == contract.SCHEMA_VERSION.encode()
+    version = schema.metadata[b"duplexcorpus.schema_version"].decode()
+    spec = json.loads(contract.read_text(*contract.SCHEMA_DIR, f"{table}.arrow.json"))
+    assert version == spec["version"] and version.split(".")[0] == contract.SCHEMA_VERSION.split(".")[0]
+    assert tuple(map(int, version.split("."))) >= (1, 1, 0)
+
+
+def test_events_name_speaker_apart_from_channel():
+    names = contract.table_schema("events").names
+    assert names.index("speaker_id") == names.index("channel") + 1
 
 
 def test_to_table_rejects_missing_column():
