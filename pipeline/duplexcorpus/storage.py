@@ -94,6 +94,26 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def current_umask() -> int:
+    """This process's umask, read without changing it (os.umask would, racing other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def plain_mode(path: Path, directory: bool = False) -> None:
+    """Give a temp file or folder the mode a plain open()/mkdir() would have had. mkstemp/mkdtemp
+    make them 0600/0700; renamed into place they would keep that, and a team sharing the corpus on
+    a shared disk could not read it."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp path next to `path`; move it into place only if the block succeeds."""
@@ -101,6 +121,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    plain_mode(tmp_path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -130,7 +151,9 @@ class StageCache:
         final = self.dir_for(stage, recording_id, key)
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            return Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+            tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+            plain_mode(tmp, directory=True)
+            return tmp
         except OSError as err:
             if err.errno in SPACE_ERRNOS:
                 raise OutOfSpace(final.parent, f"{SPACE_ERRNOS[err.errno]}: {err}") from err
