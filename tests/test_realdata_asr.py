@@ -1,6 +1,7 @@
 """WER/CER of the embedded Whisper base through the whole pipeline on real human-transcribed
 recordings in ../shared/realdata (read in place; skipped where ../shared is absent)."""
 import pandas as pd
+import pytest
 
 from duplexcorpus.config import load_workflow
 from duplexcorpus.realdata import asr_items, stage_items
@@ -9,6 +10,7 @@ from duplexcorpus.text import error_rate, join_text
 from tests.conftest import realdata
 
 
+@pytest.mark.slow  # Whisper through the whole pipeline
 def test_real_read_speech_error_rates(tmp_path):
     root = realdata()
     items = [i for i in asr_items(root) if i.name in ("librispeech_1995-1837-0001", "aishell1_BAC009S0724W0121")]
