@@ -185,6 +185,10 @@ def run(input_path: str | Path, out: str | Path, workflow: Workflow, *, executor
     out = Path(out)
     hook = hook or (lambda step, info: None)
     check_resources(workflow)
+    if executor == "ray":  # a ray:// address fails here, before anything is written
+        from duplexcorpus.ray_runtime import check_address
+
+        check_address(workflow.ray, ray_address)
     cache = StageCache(out / "cache")
     removed = cache.remove_partial()
     if removed:
