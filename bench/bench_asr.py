@@ -59,7 +59,7 @@ def throughput(overrides: dict | None = None) -> None:
     from duplexcorpus.stages.asr import AsrStage
     from duplexcorpus.stages.base import WorkItem
     from duplexcorpus.storage import stage_outputs
-    from duplexcorpus.whisper import Clip, WhisperEngine, resolve_whisper
+    from duplexcorpus.asr.engine import Clip, WhisperEngine, resolve_whisper
 
     tmp = Path(tempfile.mkdtemp(prefix="dxc-asr-tp-"))
     wf = load_workflow(ROOT / "workflows" / "samples.yaml", overrides)

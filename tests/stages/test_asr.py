@@ -1,17 +1,82 @@
-"""Words: timings against the exact espeak word truth, listener tokens, no text from silence or
-noise, user transcripts aligned instead of recognised, the model hash check."""
+"""The ASR stage: how it plans a recording's clips and records what the gates drop (fast, no
+model), then end to end with Whisper (slow): timings against the exact espeak word truth, listener
+tokens, no text from silence or noise, user transcripts aligned instead of recognised. Its pieces
+are tested on their own in tests/asr/."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 
+from duplexcorpus.asr.engine import Decoded
+from duplexcorpus.asr.plan import ClipPlan
 from duplexcorpus.config import load_workflow
 from duplexcorpus.evaluate import align_units, score_words
+from duplexcorpus.records import Segment
+from duplexcorpus.stages.asr import AsrStage, ItemState
+from duplexcorpus.stages.base import Rejected
+from duplexcorpus.transcripts import Utterance
 from tests.conftest import ROOT, SAMPLES
+
+
+# ------------------------------------------------------------------------ the stage itself (fast)
+@pytest.fixture()
+def stage(monkeypatch):
+    stage = AsrStage(load_workflow(ROOT / "workflows" / "samples.yaml"))
+    monkeypatch.setattr(stage, "language_of", lambda st, channel: "en")
+    return stage
+
+
+def _state(segments: list[tuple[int, float, float]], utterances=()) -> ItemState:
+    return ItemState(None, Path("."), [Segment("r", ch, f"s{ch}", a, b, 1.0) for ch, a, b in segments],
+                     list(utterances))
+
+
+def test_plan_packs_each_channel_and_keeps_listener_tokens_apart(stage):
+    plans = stage.plan(2, _state([(0, 1.0, 3.0), (1, 2.0, 2.5), (0, 4.0, 6.0)]))
+    pad = stage.cfg.pad
+    assert [(p.item, p.channel, p.spans, p.prompt, p.packed, p.role) for p in plans] == [
+        (2, 0, [(1.0, 3.0), (4.0, 6.0)], stage.prompt("en", False), True, "asr"),
+        (2, 1, [(2.0, 2.5)], stage.prompt("en", True), True, "asr")]
+    assert (plans[0].start, plans[0].end) == (1.0 - pad, 6.0 + pad)
+
+
+def test_plan_aligns_given_utterances_and_recognises_them_to_compare(stage):
+    st = _state([(0, 1.0, 2.0), (0, 2.5, 3.0)], [Utterance(0, 1.2, 2.9, "hello there")])
+    transcript, compare = stage.plan(0, st)
+    assert (transcript.role, transcript.text, transcript.prompt, transcript.utterance) == ("transcript", "hello there", None, 0)
+    assert (compare.role, compare.text, compare.prompt, compare.utterance) == ("compare", None, stage.prompt("en", False), 0)
+    # the IPUs that reach into the utterance, cut to it with `pad` of slack
+    assert transcript.spans == compare.spans == [(1.2 - stage.cfg.pad, 2.0), (2.5, 3.0)] and not transcript.packed
+
+
+def test_plan_rejects_an_utterance_longer_than_a_whisper_clip(stage):
+    st = _state([(0, 1.0, 40.0)], [Utterance(0, 1.0, 40.0, "a very long turn")])
+    with pytest.raises(Rejected, match="split it under 30 s") as err:
+        stage.plan(0, st)
+    assert err.value.reason_code == "bad_transcript"
+
+
+def test_gate_records_each_drop_with_its_reason(stage):
+    st = _state([])
+    plan = ClipPlan(0, 1, 4.85, 6.15, [(5.0, 6.0)], "en", None, packed=True)
+    words = [{"word": "Thank", "start": 0.2, "end": 0.4, "score": 0.3}, {"word": "you.", "start": 0.4, "end": 0.6, "score": 0.3}]
+    assert stage.gate(st, plan, Decoded("Thank you.", "en", 1.0, -0.31234, 0.1), "Thank you.", words) == []
+    assert st.dropped == [{"channel": 1, "start": 4.85, "end": 6.15, "reason": "hallucination_phrase",
+                           "text": "Thank you.", "no_speech_prob": 0.1, "avg_logprob": -0.312, "phrase": "thank you"}]
+    assert list(st.dropped[0]) == ["channel", "start", "end", "reason", "text", "no_speech_prob", "avg_logprob", "phrase"]
+    loop = [{"word": w, "start": 0.1 * i, "end": 0.1 * i + 0.05, "score": 0.9} for i, w in enumerate("no no no no no".split())]
+    kept = stage.gate(st, plan, Decoded("no no no no no", "en", 1.0, -0.2, 0.0), "no no no no no", loop)
+    assert kept == loop[:1]
+    assert st.dropped[-1]["reason"] == "repetition_loop" and st.dropped[-1]["text"] == "no no no no"
+    assert st.dropped[-1]["ngram"] == "no"
+
+
+# ------------------------------------------------------------------------ end to end (slow)
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +84,7 @@ def word_scores(sample_run):
     return score_words(sample_run.out / "tables", SAMPLES / "truth")
 
 
+@pytest.mark.slow
 def test_every_word_has_a_time_and_a_score(sample_run):
     words = pd.read_parquet(sample_run.out / "tables" / "words.parquet")
     assert len(words) > 600
@@ -28,6 +94,7 @@ def test_every_word_has_a_time_and_a_score(sample_run):
     assert words.segment_id.notna().all()
 
 
+@pytest.mark.slow
 def test_word_timing_error_against_truth(word_scores):
     assert word_scores["matched_units"] > 500
     assert word_scores["start_median_ms"] <= 50, word_scores
@@ -35,12 +102,14 @@ def test_word_timing_error_against_truth(word_scores):
     assert word_scores["timed_share"] == 1.0
 
 
+@pytest.mark.slow
 def test_recognition_and_listener_tokens(word_scores):
     # synthetic espeak speech; these bars catch regressions, they do not measure real-speech WER
     assert word_scores["wer_en"] < 0.25, word_scores
     assert word_scores["backchannel_recall"] >= 0.8, word_scores
 
 
+@pytest.mark.slow
 def test_segments_carry_text_and_backchannels_their_words(sample_run):
     segs = pd.read_parquet(sample_run.out / "tables" / "segments.parquet")
     attrs = segs.attributes.map(json.loads)
@@ -51,6 +120,7 @@ def test_segments_carry_text_and_backchannels_their_words(sample_run):
     assert bc.map(lambda a: a["lexical"]).mean() >= 0.8
 
 
+@pytest.mark.slow
 def test_shards_hold_words_and_text_frames(sample_run):
     import webdataset as wds
 
@@ -104,6 +174,7 @@ def small_run(tmp_path_factory):
     return out, utts
 
 
+@pytest.mark.slow
 def test_noise_only_channel_yields_no_words(small_run):
     out, _ = small_run
     words = pd.read_parquet(out / "tables" / "words.parquet")
@@ -112,6 +183,7 @@ def test_noise_only_channel_yields_no_words(small_run):
     assert len(noisy[noisy.channel == 1]) == 0, noisy[noisy.channel == 1]
 
 
+@pytest.mark.slow
 def test_given_transcript_is_aligned_not_recognised(small_run):
     out, utts = small_run
     words = pd.read_parquet(out / "tables" / "words.parquet")
@@ -138,14 +210,3 @@ def test_given_transcript_is_aligned_not_recognised(small_run):
     summary = json.loads(check.read_text())["summary"]
     assert summary["units"] == sum(len(u["text"].split()) for u in utts) and summary["rate"] < 0.3
 
-
-def test_embedded_model_hash_is_verified(tmp_path, monkeypatch):
-    from duplexcorpus.whisper import ModelError, embedded_whisper_dir
-
-    monkeypatch.setenv("DUPLEXCORPUS_MODEL_CACHE", str(tmp_path))
-    folder = embedded_whisper_dir()
-    assert (folder / "model.bin").stat().st_size == 145_217_532
-    with open(folder / "config.json", "a") as handle:
-        handle.write(" ")
-    with pytest.raises(ModelError, match="sha256"):
-        embedded_whisper_dir()

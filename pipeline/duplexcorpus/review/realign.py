@@ -118,11 +118,10 @@ def realign_windows(out: Path, workflow: Workflow, merged: dict[str, list[dict]]
                     groups.append(group)
                     requests.append(_request(track, channel, group, lang))
     if requests:
-        from duplexcorpus.stages.asr import AsrStage
+        from duplexcorpus.asr.aligner import TextAligner
 
-        stage = AsrStage(workflow)
-        stage.ensure_setup()
-        for group, words in zip(groups, stage.align_texts(requests)):
+        aligner = TextAligner.load(workflow.asr)
+        for group, words in zip(groups, aligner.align(requests)):
             timed.update(_split_by_segment(group, words, workflow.asr.min_word))
     for windows in merged.values():
         for w in windows:
@@ -142,7 +141,7 @@ def realign_windows(out: Path, workflow: Workflow, merged: dict[str, list[dict]]
 
 
 def _request(track: tuple[str, float], channel: int, group: list[dict], language: str):
-    from duplexcorpus.stages.asr import TextToAlign
+    from duplexcorpus.asr.aligner import TextToAlign
 
     text = join_text([s["attributes"]["text"].strip() for s in group])
     return TextToAlign(track[0], track[1], channel, tuple((s["start"], s["end"]) for s in group), text, language)
@@ -153,7 +152,7 @@ def _split_by_segment(group: list[dict], words: list[dict], min_word: float) -> 
     spell its text (characters counted without spaces or punctuation). Cross-attention drifts
     across the silence between regions, so a word placed outside its own region loses its times
     and is interpolated inside the region, as the ASR stage does with unplaced words."""
-    from duplexcorpus.stages.asr import clamp_to_spans, interpolate
+    from duplexcorpus.asr.timing import clamp_to_spans, interpolate
 
     def length(text: str) -> int:
         return len(normalise(text).replace(" ", ""))

@@ -14,7 +14,8 @@ recording:
    splits on Unicode for zh) a start, an end and a probability.
 
 The embedded model is Whisper base, shipped in two registry packages; it is joined once into a user
-cache and its sha256 is checked against the public pins before every load.
+cache and its sha256 is checked against the public pins before every load. `load_engine` builds the
+engine an `asr` config section asks for.
 """
 from __future__ import annotations
 
@@ -100,6 +101,16 @@ def resolve_whisper(model: str) -> str:
                          f"folder, nor in the local Hugging Face cache (no download at run time)") from err
 
 
+def load_engine(cfg) -> WhisperEngine:
+    """The engine of an `asr` config section: `device: auto` is CUDA when this worker sees a GPU;
+    `compute_type: auto` is float16 there, int8 on the CPU."""
+    from duplexcorpus.devices import resolve_device
+
+    device = resolve_device(cfg.device)
+    compute = cfg.compute_type if cfg.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
+    return WhisperEngine(cfg.model, device, compute, cfg.threads, cfg.languages, cfg.beam_size)
+
+
 @dataclass
 class Clip:
     """Up to 30 s of 16 kHz mono audio; `text` set = align this transcript instead of recognising."""
@@ -135,6 +146,7 @@ class WhisperEngine:
 
         self.model = WhisperModel(resolve_whisper(model), device=device, compute_type=compute_type,
                                   cpu_threads=threads, local_files_only=True)
+        self.device = device
         self.languages = tuple(languages)
         self.beam_size = beam_size
         self.n_mels = self.model.feat_kwargs.get("feature_size", 80)

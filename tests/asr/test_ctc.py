@@ -1,8 +1,9 @@
-"""The whisperx.align path for a user-supplied wav2vec2/CTC aligner.
+"""The whisperx.align path for a user-supplied wav2vec2/CTC aligner (`duplexcorpus.asr.ctc`).
 
 No aligner weights can be had offline, so this uses a STAND-IN: a tiny randomly initialised
 Wav2Vec2ForCTC saved as a local folder. It exercises the real whisperx code path (loading from a
 local folder, CTC alignment, words it cannot place) but says nothing about alignment accuracy.
+The aligner alone needs no Whisper; the pipeline run through it does (slow).
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from duplexcorpus.config import load_workflow
+from duplexcorpus.asr.ctc import CtcAligner, one_sentence_splitter
+from duplexcorpus.config import AsrConfig, load_workflow
+from duplexcorpus.stages.base import Rejected
 from tests.conftest import ROOT, SAMPLES
 
 
@@ -39,6 +42,41 @@ def stand_in_aligner(tmp_path_factory):
     return folder
 
 
+def test_ctc_aligner_returns_the_words_of_the_text_in_order(stand_in_aligner):
+    audio, sr = sf.read(SAMPLES / "audio" / "en_support_clean.flac", dtype="float32")
+    clip = audio[: 3 * sr, 0].copy()
+    aligner = CtcAligner({"en": str(stand_in_aligner)}, "cpu")
+    words = aligner.words("en", clip, "sure it says A C 4492")
+    assert [w["word"] for w in words] == ["sure", "it", "says", "A", "C", "4492"]
+    placed = [w for w in words if w["start"] is not None]  # (a random model: where, says nothing)
+    assert len(placed) >= 5 and all(0.0 <= w["start"] <= w["end"] <= 3.0 for w in placed)
+    assert all(a["end"] <= b["start"] for a, b in zip(placed, placed[1:]))
+    assert all(type(w["score"]) is float for w in words)
+
+
+def test_ctc_aligner_only_where_configured(stand_in_aligner, tmp_path):
+    aligner = CtcAligner.from_config(AsrConfig(aligner_en=str(stand_in_aligner)), "cpu")
+    assert aligner.folders == {"en": str(stand_in_aligner), "zh": None}
+    clip = np.zeros(16_000, np.float32)
+    assert aligner.words("zh", clip, "你好") is None  # no zh aligner: cross-attention is used
+    assert aligner.words("en", clip, "  ") is None  # nothing to align
+    missing = CtcAligner({"en": str(tmp_path / "nowhere")}, "cpu")
+    with pytest.raises(Rejected) as err:
+        missing.words("en", clip, "hello")
+    assert err.value.reason_code == "aligner_missing" and "asr.aligner_en" in err.value.reason
+
+
+def test_one_sentence_splitter_is_put_back():
+    import whisperx.alignment
+
+    original = whisperx.alignment.nltk_load
+    with one_sentence_splitter():
+        splitter = whisperx.alignment.nltk_load("tokenizers/punkt")
+        assert splitter.span_tokenize("One. Two! Three?") == [(0, 16)]
+    assert whisperx.alignment.nltk_load is original
+
+
+@pytest.mark.slow
 def test_ctc_aligner_path_times_every_word(stand_in_aligner, tmp_path):
     from duplexcorpus.runner import run
 

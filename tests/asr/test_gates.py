@@ -1,0 +1,66 @@
+"""The hallucination gates on hand-made decoder results: what is dropped, why, and what stays."""
+from __future__ import annotations
+
+from duplexcorpus.asr.gates import Drop, Thresholds, gate, loop_cut, no_speech
+from duplexcorpus.config import AsrConfig
+
+TH = Thresholds(no_speech=0.6, logprob=-1.0, weak_clip=1.5)
+
+
+def words(text: str) -> list[dict]:
+    return [{"word": t, "start": 0.1 * i, "end": 0.1 * i + 0.08, "score": 0.9} for i, t in enumerate(text.split())]
+
+
+def test_thresholds_come_from_the_asr_section():
+    cfg = AsrConfig(no_speech_threshold=0.5, logprob_threshold=-0.7, weak_clip=2.0)
+    assert Thresholds.of(cfg) == Thresholds(0.5, -0.7, 2.0)
+
+
+def test_no_speech_needs_both_a_high_probability_and_a_low_logprob():
+    assert no_speech(0.9, -1.5, TH)
+    assert not no_speech(0.9, -0.5, TH)  # confident text: kept
+    assert not no_speech(0.4, -1.5, TH)
+
+
+def test_an_empty_text_keeps_nothing_and_drops_nothing():
+    assert gate("  ", [], "en", 0.1, -0.2, 3.0, TH) == ([], None)
+
+
+def test_a_clip_without_speech_is_dropped_whole():
+    ws = words("so the thing is")
+    assert gate("so the thing is", ws, "en", 0.9, -1.5, 3.0, TH) == ([], Drop("no_speech", ws))
+
+
+def test_a_known_phrase_is_dropped():
+    ws = words("Thank you for watching.")
+    assert gate("Thank you for watching.", ws, "en", 0.1, -0.3, 3.0, TH) == (
+        [], Drop("hallucination_phrase", ws, {"phrase": "thank you for watching"}))
+    zh = [{"word": c, "start": 0.0, "end": 0.1, "score": 0.5} for c in "谢谢观看"]
+    assert gate("谢谢观看。", zh, "zh", 0.1, -0.3, 3.0, TH) == ([], Drop("hallucination_phrase", zh, {"phrase": "谢谢观看"}))
+
+
+def test_a_short_phrase_is_dropped_only_on_weak_evidence():
+    ws = words("Thank you.")
+    assert gate("Thank you.", ws, "en", 0.1, -0.3, 3.0, TH) == (ws, None)  # 3 s of speech, confident
+    weak = Drop("hallucination_phrase", ws, {"phrase": "thank you"})
+    assert gate("Thank you.", ws, "en", 0.1, -0.3, 1.0, TH) == ([], weak)  # little speech
+    assert gate("Thank you.", ws, "en", 0.1, -1.2, 3.0, TH) == ([], weak)  # low log-probability
+
+
+def test_a_repetition_loop_is_cut_after_its_first_occurrence():
+    ws = words("I said go go go go go home")
+    kept, drop = gate("I said go go go go go home", ws, "en", 0.1, -0.3, 5.0, TH)
+    assert [w["word"] for w in kept] == ["I", "said", "go"]
+    assert drop == Drop("repetition_loop", ws[3:], {"ngram": "go"})
+    assert [w["word"] for w in drop.words] == ["go", "go", "go", "go", "home"]
+
+
+def test_loop_cut_finds_ngrams_and_compares_normalised_words():
+    assert loop_cut(words("Yes, no. yes no YES no yes, no! ok")) == (2, "yes no")
+    assert loop_cut(words("one two one two one two")) is None  # three times is not a loop
+    assert loop_cut([]) is None
+
+
+def test_ordinary_speech_passes_untouched():
+    ws = words("so I called them yesterday")
+    assert gate("so I called them yesterday", ws, "en", 0.2, -0.4, 2.0, TH) == (ws, None)
