@@ -202,9 +202,6 @@ class RayConfig:
     # stages keep their own defaults (cpus 1, gpus 0, actors 1)
     resources: Mapping[str, StageResources] = field(default_factory=dict)
 
-    def for_stage(self, name: str) -> StageResources:
-        return self.resources.get(name, StageResources())
-
 
 @dataclass(frozen=True)
 class Workflow:
