@@ -82,6 +82,11 @@ def run(input_path, out, workflow, metadata, ray_address, executor, sets, quiet)
     click.echo(f"done: {result.recordings} recordings, {result.quarantined} quarantined, "
                f"{len(result.shards)} shards in {result.seconds:.1f} s ({speed:.1f}x real time per channel-second)")
     click.echo(f"tables: {Path(out) / 'tables'}   shards: {Path(out) / 'shards'}   stats: {Path(out) / 'stats.json'}")
+    asr = json.loads((Path(out) / "stats.json").read_text()).get("asr") if (Path(out) / "stats.json").exists() else None
+    if asr:
+        why = ", ".join(f"{k} {v}" for k, v in asr["ipus_without_words_by_reason"].items())
+        click.echo(f"words: {asr['ipus_with_words']:.1%} of {asr['ipus']} IPUs, {asr['speech_seconds_with_words']:.1%} "
+                   f"of speech seconds" + (f"; without words: {why}" if why else ""))
     if result.quarantined:
         click.echo(f"quarantined inputs and reasons: {Path(out) / 'tables' / 'quarantine.parquet'}")
 

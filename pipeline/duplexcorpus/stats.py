@@ -16,6 +16,23 @@ def _summary(values: list[float]) -> dict[str, float]:
             "p10": round(float(np.percentile(arr, 10)), 3), "p90": round(float(np.percentile(arr, 90)), 3)}
 
 
+def asr_coverage(segments: list[Segment]) -> dict | None:
+    """Every IPU accounted for: the share of IPUs, and of their speech seconds, that have words, and
+    why the others have none (`no_words_reason`, written by the ASR stage). None: ASR did not run."""
+    done = [s for s in segments if "words" in s.attributes]
+    if not done:
+        return None
+    with_words = [s for s in done if s.attributes["words"] > 0]
+    speech = sum(s.end - s.start for s in done)
+    return {
+        "ipus": len(done),
+        "ipus_with_words": round(len(with_words) / len(done), 4),
+        "speech_seconds_with_words": round(sum(s.end - s.start for s in with_words) / max(speech, 1e-9), 4),
+        "ipus_without_words_by_reason": dict(sorted(Counter(
+            s.attributes.get("no_words_reason", "unknown") for s in done if s.attributes["words"] == 0).items())),
+    }
+
+
 def corpus_stats(recordings: list[dict], segments: list[Segment], events: list[Event], quarantine: list[dict],
                  words: list[dict] | None = None) -> dict:
     hours = defaultdict(float)
@@ -50,4 +67,5 @@ def corpus_stats(recordings: list[dict], segments: list[Segment], events: list[E
             "mean_score": round(float(np.mean([w["score"] for w in words])), 4) if words else None,
             "per_minute_of_speech": round(len(words or []) / max(speech / 60, 1e-9), 2),
         },
+        "asr": asr_coverage(segments),
     }

@@ -64,3 +64,61 @@ def test_loop_cut_finds_ngrams_and_compares_normalised_words():
 def test_ordinary_speech_passes_untouched():
     ws = words("so I called them yesterday")
     assert gate("so I called them yesterday", ws, "en", 0.2, -0.4, 2.0, TH) == (ws, None)
+
+
+# ------------------------------------------------------------------------ re-decoding (retry policy)
+from duplexcorpus.asr.gates import (  # noqa: E402
+    COMPRESSION_RATIO, FIRST, TEMPERATURES, Attempt, best_attempt, compression_ratio, failure, next_attempt,
+    no_words_reason)
+
+
+def test_compression_ratio_is_whispers():
+    assert compression_ratio("") == 0.0
+    assert compression_ratio("so I called them yesterday") < COMPRESSION_RATIO
+    assert compression_ratio("路上" * 40) > COMPRESSION_RATIO
+
+
+def test_failure_follows_whispers_fallback_rules_and_our_loop():
+    ok = "so I called them yesterday"
+    assert failure(ok, words(ok), 0.1, -0.4, TH, True) is None
+    assert failure("go go go go go", words("go go go go go"), 0.1, -0.2, TH, True) == "repetition_loop"
+    looped = "，".join(["路上"] * 3 + ["我们走吧"] * 1) + "路上" * 60  # one "word": no loop in words, but compresses
+    assert failure(looped, [{"word": looped, "start": 0, "end": 1, "score": 0.5}], 0.1, -0.2, TH, True) == "compression_ratio"
+    assert failure(ok, words(ok), 0.1, -1.3, TH, True) == "low_logprob"
+    # no speech (both conditions) wins over the low log-probability: retried only where the VAD is sure
+    assert failure(ok, words(ok), 0.9, -1.3, TH, True) == "no_speech"
+    assert failure(ok, words(ok), 0.9, -1.3, TH, False) is None
+    assert failure("  ", [], 0.9, -1.3, TH, True) == "empty"
+    assert failure("  ", [], 0.9, -1.3, TH, False) is None
+
+
+def test_next_attempt_raises_the_temperature_then_cuts_the_clip_into_ipus():
+    seen, a = [], FIRST
+    while a is not None:
+        seen.append(a)
+        a = next_attempt(a, "repetition_loop", spans=3)
+    assert seen == ([FIRST] + [Attempt("clip", t) for t in TEMPERATURES] + [Attempt("ipu", 0.0)]
+                    + [Attempt("ipu", t) for t in TEMPERATURES])
+    # a clip of one IPU has no smaller pieces
+    assert next_attempt(Attempt("clip", 1.0), "low_logprob", spans=1) is None
+    # accepted: nothing more
+    assert next_attempt(FIRST, None, spans=3) is None
+
+
+def test_no_speech_skips_the_temperatures():
+    # no_speech_prob comes before any sampling: only smaller pieces can change it
+    assert next_attempt(FIRST, "no_speech", spans=2) == Attempt("ipu", 0.0)
+    assert next_attempt(FIRST, "empty", spans=2) == Attempt("ipu", 0.0)
+    assert next_attempt(Attempt("ipu", 0.0), "no_speech", spans=1) is None
+
+
+def test_best_attempt_prefers_text_that_only_misses_the_logprob_bar():
+    assert best_attempt(["repetition_loop", "low_logprob", "low_logprob"], [-0.2, -1.4, -1.1]) == 2
+    assert best_attempt(["repetition_loop", "compression_ratio"], [-0.5, -0.3]) == 1
+    assert best_attempt(["repetition_loop", "repetition_loop"], [-0.3, -0.3]) == 0  # ties: the earlier
+
+
+def test_no_words_reason_names_the_retries():
+    assert no_words_reason(None, False) == no_words_reason(None, True) == "no_speech"
+    assert no_words_reason("hallucination_phrase", False) == "hallucination_phrase"
+    assert no_words_reason("repetition_loop", True) == "gated_after_retries:repetition_loop"

@@ -210,3 +210,60 @@ def test_given_transcript_is_aligned_not_recognised(small_run):
     summary = json.loads(check.read_text())["summary"]
     assert summary["units"] == sum(len(u["text"].split()) for u in utts) and summary["rate"] < 0.3
 
+
+
+# ------------------------------------------------------------------------ re-decoding (slow)
+@pytest.fixture(scope="module")
+def looped_run(tmp_path_factory):
+    """20 s of a sample call whose first decoded clip is made to loop ("road road road ..."), as
+    Whisper does on real calls: the stage must decode it again and keep real words."""
+    from duplexcorpus.asr.engine import WhisperEngine, WordTiming
+    from duplexcorpus.runner import run
+
+    tmp = tmp_path_factory.mktemp("loop")
+    (tmp / "in").mkdir()
+    speech, sr = sf.read(SAMPLES / "audio" / "en_support_clean.flac", dtype="float32")
+    sf.write(tmp / "in" / "looped.flac", speech[: 20 * sr], sr)
+    original = WhisperEngine.run
+    looped: list[float] = []
+
+    def run_looping_once(self, clips, temperature=0.0, best_of=5, seed=0):
+        out = original(self, clips, temperature, best_of, seed)
+        if not looped and temperature == 0.0:
+            i = max(range(len(clips)), key=lambda k: len(clips[k].audio))
+            dur = len(clips[i].audio) / 16_000
+            looped.append(dur)
+            n = 40
+            out[i] = Decoded(" ".join(["road"] * n), out[i].language, 1.0, -0.2, 0.01,
+                             [WordTiming("road", dur * k / n, dur * (k + 1) / n, 0.9) for k in range(n)])
+        return out
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(WhisperEngine, "run", run_looping_once)
+    try:
+        out = tmp / "out"
+        run(tmp / "in", out, load_workflow(ROOT / "workflows" / "samples.yaml", {"split.pinned": {}}), executor="local")
+    finally:
+        mp.undo()
+    assert looped
+    return out
+
+
+@pytest.mark.slow
+def test_a_looping_clip_is_decoded_again_and_every_ipu_keeps_words(looped_run):
+    asr = next(looped_run.glob("cache/asr/looped/*"))
+    clips = json.loads((asr / "clips.json").read_text())
+    failed = [c for c in clips if c.get("failed")]
+    assert [c["failed"] for c in failed] == ["repetition_loop"]
+    retries = failed[0]["retries"]
+    # the first retry (sampling at 0.2) is accepted: nothing is dropped
+    assert retries[-1]["failed"] is None and retries[0]["temperature"] == 0.2 and retries[0]["scope"] == "clip"
+    assert "road road road" not in retries[-1]["text"]
+    assert json.loads((asr / "dropped.json").read_text()) == []
+    segs = json.loads((asr / "segments.json").read_text())
+    assert segs and all(s["attributes"]["words"] > 0 for s in segs), [s["attributes"] for s in segs]
+    assert not any("no_words_reason" in s["attributes"] for s in segs)
+    stats = json.loads((looped_run / "stats.json").read_text())
+    assert stats["asr"]["ipus_with_words"] == 1.0 and stats["asr"]["speech_seconds_with_words"] == 1.0
+    words = pd.read_parquet(looped_run / "tables" / "words.parquet")
+    assert "road" not in set(words.word.str.lower())

@@ -179,10 +179,17 @@ class WhisperEngine:
         return tokenizer.encode(text if tokenizer.language_code in ("zh", "ja") else " " + text)
 
     # -- the batch -----------------------------------------------------------------------------
-    def run(self, clips: list[Clip]) -> list[Decoded]:
-        """Recognise (or force-align) one batch of clips; the caller chooses the batch size."""
+    def run(self, clips: list[Clip], temperature: float = 0.0, best_of: int = 5, seed: int = 0) -> list[Decoded]:
+        """Recognise (or force-align) one batch of clips; the caller chooses the batch size.
+        `temperature` 0 is beam search; above 0 each clip is sampled `best_of` times at that
+        temperature and the best-scoring sample kept (Whisper's fallback decode), the sampler seeded
+        with `seed` so a rerun gives the same words."""
         if not clips:
             return []
+        if temperature > 0:
+            import ctranslate2
+
+            ctranslate2.set_random_seed(seed)
         # one decoder call needs prompts of equal length (the start token at one position):
         # mixed batches are split (the caller sorts clips by language and prompt to avoid this)
         groups: dict[tuple, list[int]] = {}
@@ -191,12 +198,12 @@ class WhisperEngine:
         if len(groups) > 1:
             out: list[Decoded | None] = [None] * len(clips)
             for idx in groups.values():
-                for i, d in zip(idx, self._run_uniform([clips[i] for i in idx])):
+                for i, d in zip(idx, self._run_uniform([clips[i] for i in idx], temperature, best_of)):
                     out[i] = d
             return out
-        return self._run_uniform(clips)
+        return self._run_uniform(clips, temperature, best_of)
 
-    def _run_uniform(self, clips: list[Clip]) -> list[Decoded]:
+    def _run_uniform(self, clips: list[Clip], temperature: float = 0.0, best_of: int = 5) -> list[Decoded]:
         encoded = self.model.encode(self.features(clips))
         langs = [(c.language, 1.0) for c in clips]
         if any(c.language is None for c in clips):
@@ -212,7 +219,7 @@ class WhisperEngine:
                 tok = tokenizers[langs[i][0]]
                 previous = tok.encode(" " + clips[i].prompt.strip()) if clips[i].prompt else []
                 prompts.append(self.model.get_prompt(tok, previous, without_timestamps=True))
-            generated = self._generate(encoded, clips, prompts)
+            generated = self._generate(encoded, clips, prompts, temperature, best_of)
             for i in to_decode:
                 res = generated[i]
                 seq = [t for t in res.sequences_ids[0] if t < tokenizers[langs[i][0]].eot]
@@ -227,13 +234,18 @@ class WhisperEngine:
         self._align(encoded, clips, langs, tokenizers, tokens, results)
         return results
 
-    def _generate(self, encoded, clips: list[Clip], prompts: list[list[int]]) -> list:
-        """One generate call per prompt length (detected languages can still mix prompts)."""
+    def _generate(self, encoded, clips: list[Clip], prompts: list[list[int]], temperature: float = 0.0,
+                  best_of: int = 5) -> list:
+        """One generate call per prompt length (detected languages can still mix prompts). Above
+        temperature 0: sampling from the whole distribution, `best_of` samples, the best first (as
+        faster-whisper's fallback)."""
         by_len: dict[int, list[int]] = {}
         for i, p in enumerate(prompts):
             by_len.setdefault(len(p), []).append(i)
         kwargs = dict(beam_size=self.beam_size, return_scores=True, return_no_speech_prob=True,
                       max_length=self.model.max_length, suppress_blank=True, suppress_tokens=[-1])
+        if temperature > 0:
+            kwargs.update(beam_size=1, num_hypotheses=best_of, sampling_topk=0, sampling_temperature=temperature)
         if len(by_len) == 1:
             return self.model.model.generate(encoded, prompts, **kwargs)
         out = [None] * len(clips)

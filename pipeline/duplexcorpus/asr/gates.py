@@ -64,3 +64,90 @@ def gate(text: str, words: list[dict], language: str, no_speech_prob: float, avg
         keep, ngram = cut
         return words[:keep], Drop("repetition_loop", words[keep:], {"ngram": ngram})
     return words, None
+
+
+# ------------------------------------------------------------------------------------ re-decoding
+# A clip that fails is decoded again before anything is dropped, the way Whisper's own transcribe
+# falls back (openai-whisper `transcribe`, faster-whisper `generate_with_fallback`): sampling at
+# rising temperatures, accepting the first result whose compression ratio is at most 2.4 and whose
+# mean log-probability is at least -1.0; then, for a packed clip, each IPU on its own. Only when
+# every attempt fails does the gate drop words, and the drop lists every attempt.
+TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # Whisper's schedule after the beam-search pass (t=0)
+COMPRESSION_RATIO = 2.4  # Whisper's compression_ratio_threshold
+VAD_SURE = 0.9  # an IPU's VAD confidence from which "no speech" is doubted (and re-decoded)
+# why a decode is retried; `no_speech` and `empty` only where the VAD is sure of the speech
+RETRY_REASONS = ("repetition_loop", "compression_ratio", "low_logprob", "no_speech", "empty")
+# no_speech_prob comes from the first decoder step, before any sampling: a temperature cannot change
+# it, so these go straight to smaller pieces
+NO_TEMPERATURE = ("no_speech", "empty")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    scope: str  # clip (the packed clip as planned) | ipu (one IPU of it on its own)
+    temperature: float  # 0: beam search; > 0: sampling, best of BEST_OF
+
+
+BEST_OF = 5  # samples per temperature (Whisper's best_of)
+FIRST = Attempt("clip", 0.0)
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's compression ratio: bytes of the text over bytes of its zlib compression."""
+    import zlib
+
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def failure(text: str, words: list[dict], no_speech_prob: float, avg_logprob: float, th: Thresholds,
+            vad_sure: bool) -> str | None:
+    """Why a decode is not good enough to keep as it is (one of `RETRY_REASONS`), None: accept it.
+    Whisper's rules (no speech wins over a low log-probability: silence is not retried), plus our
+    repetition loop; "no speech" and an empty text count as failures only where the VAD is sure there
+    is speech (`vad_sure`), else the gate drops them as today."""
+    if not text.strip():
+        return "empty" if vad_sure else None
+    if no_speech(no_speech_prob, avg_logprob, th):
+        return "no_speech" if vad_sure else None
+    if loop_cut(words) is not None:
+        return "repetition_loop"
+    if compression_ratio(text) > COMPRESSION_RATIO:
+        return "compression_ratio"
+    if avg_logprob < th.logprob:
+        return "low_logprob"
+    return None
+
+
+def next_attempt(previous: Attempt, reason: str | None, spans: int,
+                 temperatures: tuple[float, ...] = TEMPERATURES) -> Attempt | None:
+    """What to try after `previous` failed for `reason` on a unit of `spans` IPUs (None: accept, or
+    give up). Temperatures rise one step at a time within a scope; when they are spent (or the reason
+    does not depend on the temperature) a clip of several IPUs is split into one clip per IPU, each
+    starting again from beam search."""
+    if reason is None:
+        return None
+    if reason not in NO_TEMPERATURE:
+        later = [t for t in temperatures if t > previous.temperature]
+        if later:
+            return Attempt(previous.scope, later[0])
+    if previous.scope == "clip" and spans > 1:
+        return Attempt("ipu", 0.0)
+    return None
+
+
+HARD = ("repetition_loop", "compression_ratio", "no_speech", "empty")
+
+
+def best_attempt(failures: list[str | None], logprobs: list[float]) -> int:
+    """When every attempt failed: the one to keep (the gate then cuts what it must). As Whisper
+    does, a result that only misses the log-probability bar is text, not a hallucination: those come
+    first, then the highest mean log-probability; ties go to the earlier attempt."""
+    return max(range(len(failures)), key=lambda i: (failures[i] not in HARD, logprobs[i], -i))
+
+
+def no_words_reason(drop_reason: str | None, retried: bool) -> str:
+    """The `no_words_reason` of an IPU whose clip ended without words for it."""
+    if drop_reason is None:
+        return "no_speech"  # Whisper said nothing here
+    return f"gated_after_retries:{drop_reason}" if retried else drop_reason

@@ -97,6 +97,13 @@ def channel_clips(item: int, channel: int, spans: list[tuple[float, float]], lan
             for group, short in group_ipus(spans, max_clip, short_ipu, pad, gap)]
 
 
+def per_ipu(plan: ClipPlan, pad: float) -> list[ClipPlan]:
+    """A packed clip cut into one clip per IPU (same channel, language and prompt): the smaller
+    pieces a failed clip is decoded as before anything is dropped."""
+    return [ClipPlan(plan.item, plan.channel, s - pad, e + pad, [(s, e)], plan.language, plan.prompt,
+                     packed=True) for s, e in plan.spans]
+
+
 def utterance_clip(item: int, utterance: int, channel: int, start: float, end: float, text: str,
                    ipus: list[tuple[float, float]], language: str | None, pad: float) -> ClipPlan:
     """One clip (at its real position) to align a given utterance said between `start` and `end`:

@@ -35,7 +35,8 @@ import numpy as np
 from duplexcorpus.asr import gates
 from duplexcorpus.asr.aligner import TextAligner
 from duplexcorpus.asr.engine import Clip
-from duplexcorpus.asr.plan import CLIP_SECONDS, ClipPlan, batch_order, channel_clips, clip_audios, utterance_clip
+from duplexcorpus.asr.plan import (CLIP_SECONDS, ClipPlan, batch_order, channel_clips, clip_audios, per_ipu,
+                                   utterance_clip)
 from duplexcorpus.records import Segment, load_segments, load_words, record_dicts
 from duplexcorpus.stages.base import Output, Rejected, Resources, Stage, WorkItem
 from duplexcorpus.stages.decrosstalk import DecrosstalkStage
@@ -55,12 +56,37 @@ class ItemState:
     clips: list[dict] = field(default_factory=list)
     dropped: list[dict] = field(default_factory=list)
     compared: list[dict] = field(default_factory=list)
+    # (channel, IPU spans, no_words_reason) of each clip or IPU that ended: why its IPUs without
+    # words have none
+    outcomes: list[tuple[int, list[tuple[float, float]], str]] = field(default_factory=list)
     error: BaseException | None = None
+
+
+@dataclass
+class Tried:
+    attempt: gates.Attempt
+    decoded: object  # engine.Decoded
+    audio: np.ndarray
+    floor: float
+    text: str
+    words: list[dict]
+    failure: str | None  # gates.failure
+
+
+@dataclass
+class Unit:
+    """A clip (or one IPU of it) on its way through the re-decode cascade (`gates.next_attempt`)."""
+
+    plan: ClipPlan
+    entry: dict  # the clips.json entry of the first pass: every retry is listed under it
+    attempt: gates.Attempt
+    vad_sure: bool
+    tried: list[Tried] = field(default_factory=list)
 
 
 class AsrStage(Stage):
     name = "asr"
-    version = "9"
+    version = "10"
     config_section = "asr"
     reads = ("decrosstalk", "ipus")
     SEGMENTS = Output("segments.json", read=load_segments, description="the IPUs with their text in attributes")
@@ -111,14 +137,16 @@ class AsrStage(Stage):
                 except Rejected as err:
                     st.error = err
         plans = batch_order(plans)
+        retry: list[Unit] = []
         for i in range(0, len(plans), self.cfg.batch_size):
             batch = plans[i: i + self.cfg.batch_size]
             live = [p for p in batch if states[p.item].error is None]
             try:
-                self.run_clips(live, states)
+                retry += self.run_clips(live, states)
             except Exception as err:  # noqa: BLE001 - the recordings of a failed batch say why
                 for p in live:
                     states[p.item].error = err
+        self.redecode(retry, states)
         errors: list[BaseException | None] = []
         for st in states:
             if st.error is None:
@@ -166,32 +194,131 @@ class AsrStage(Stage):
                                    max_clip=cfg.max_clip, short_ipu=cfg.short_ipu, pad=cfg.pad, gap=cfg.pack_gap)
         return plans
 
-    def run_clips(self, plans: list[ClipPlan], states: list[ItemState]) -> None:
+    def run_clips(self, plans: list[ClipPlan], states: list[ItemState], units: list[Unit] | None = None
+                  ) -> list[Unit]:
+        """Decode one batch and keep what passes; return the units to decode again. `units`: the
+        retries these plans are (all at one temperature), None: a first pass."""
         items = [states[p.item].item for p in plans]
         sources = [(str(item.path(DecrosstalkStage.ANALYSIS)), item.rec().duration) for item in items]
         audios, floors = clip_audios(plans, sources, self.cfg.pad, self.cfg.pack_gap)
-        decoded = self.engine.run([Clip(a, p.language, p.prompt, p.text) for a, p in zip(audios, plans)])
-        for p, audio, floor, d in zip(plans, audios, floors, decoded):
+        temperature = units[0].attempt.temperature if units else 0.0
+        decoded = self.engine.run([Clip(a, p.language, p.prompt, p.text) for a, p in zip(audios, plans)],
+                                  temperature=temperature, best_of=gates.BEST_OF)
+        th = gates.Thresholds.of(self.cfg)
+        again: list[Unit] = []
+        for k, (p, audio, floor, d) in enumerate(zip(plans, audios, floors, decoded)):
             st = states[p.item]
             t0 = max(0.0, p.start)
             text = to_simplified(d.text) if d.language == "zh" else d.text
-            st.clips.append(dict(channel=p.channel, start=round(t0, 3), end=round(p.end, 3), role=p.role,
-                                 language=d.language, language_probability=round(d.language_probability, 3),
-                                 avg_logprob=round(d.avg_logprob, 3), no_speech_prob=round(d.no_speech_prob, 3),
-                                 prompt=p.prompt, text=text))
+            entry = dict(channel=p.channel, start=round(t0, 3), end=round(p.end, 3), role=p.role,
+                         language=d.language, language_probability=round(d.language_probability, 3),
+                         avg_logprob=round(d.avg_logprob, 3), no_speech_prob=round(d.no_speech_prob, 3),
+                         prompt=p.prompt, text=text)
+            if units is None:
+                st.clips.append(entry)
             if p.role == "compare":
                 ref = st.utterances[p.utterance].text
                 st.compared.append(dict(utterance=p.utterance, channel=p.channel, start=t0, asr_text=text,
                                         given_text=ref, **error_rate(ref, text)))
                 continue
             words = self.aligner.clip_words(d, audio, text)
-            if p.role == "asr":
-                words = self.gate(st, p, d, text, words)
-            st.words += self.aligner.place(p, audio, floor, d.language, words,
-                                           source="transcript" if p.text else "asr")
+            if p.role != "asr":
+                st.words += self.aligner.place(p, audio, floor, d.language, words, source="transcript")
+                continue
+            unit = units[k] if units is not None else Unit(p, entry, gates.FIRST, self.vad_sure(st, p.spans))
+            reason = gates.failure(text, words, d.no_speech_prob, d.avg_logprob, th, unit.vad_sure)
+            unit.tried.append(Tried(unit.attempt, d, audio, floor, text, words, reason))
+            if units is not None:  # a retry: listed under its first pass
+                unit.entry.setdefault("retries", []).append(dict(
+                    entry, scope=unit.attempt.scope, temperature=unit.attempt.temperature,
+                    compression_ratio=round(gates.compression_ratio(text), 3), failed=reason))
+            elif reason is not None:
+                entry["failed"] = reason
+            if gates.next_attempt(unit.attempt, reason, len(p.spans)) is not None:
+                again.append(unit)
+            else:
+                again += self.finish(st, unit)
+        return again
 
-    def gate(self, st: ItemState, p: ClipPlan, d, text: str, words: list[dict]) -> list[dict]:
-        """Drop what Whisper says without speech behind it (`asr/gates.py`); record the drop."""
+    def redecode(self, units: list[Unit], states: list[ItemState]) -> None:
+        """The cascade: each failed unit's next attempt (`gates.next_attempt`), batched by
+        temperature, until every unit is accepted or has nothing left to try."""
+        while units:
+            todo: list[Unit] = []
+            for u in units:
+                if states[u.plan.item].error is not None:
+                    continue
+                last = u.tried[-1] if u.tried else None
+                if last is None:  # a new per-IPU unit: its first attempt is set
+                    todo.append(u)
+                    continue
+                nxt = gates.next_attempt(u.attempt, last.failure, len(u.plan.spans))
+                if nxt.scope == u.attempt.scope:
+                    u.attempt = nxt
+                    todo.append(u)
+                else:  # the clip, cut into its IPUs
+                    st = states[u.plan.item]
+                    todo += [Unit(piece, u.entry, nxt, self.vad_sure(st, piece.spans))
+                             for piece in per_ipu(u.plan, self.cfg.pad)]
+            units = []
+            by_temp: dict[float, list[Unit]] = {}
+            for u in todo:
+                by_temp.setdefault(u.attempt.temperature, []).append(u)
+            for temp, group in sorted(by_temp.items()):
+                order = {id(u.plan): u for u in group}
+                plans = batch_order([u.plan for u in group])
+                for i in range(0, len(plans), self.cfg.batch_size):
+                    batch = [order[id(p)] for p in plans[i: i + self.cfg.batch_size]]
+                    try:
+                        units += self.run_clips([u.plan for u in batch], states, batch)
+                    except Exception as err:  # noqa: BLE001 - the recordings of a failed batch say why
+                        for u in batch:
+                            states[u.plan.item].error = err
+
+    def vad_sure(self, st: ItemState, spans: list[tuple[float, float]]) -> bool:
+        """Is the VAD sure these spans are speech (their IPUs' confidence, weighted by length)?"""
+        total = conf = 0.0
+        for seg in st.segments:
+            for s, e in spans:
+                o = min(seg.end, e) - max(seg.start, s)
+                if o > 0:
+                    total += o
+                    conf += o * seg.confidence
+        return total > 0 and conf / total >= gates.VAD_SURE
+
+    def finish(self, st: ItemState, unit: Unit) -> list[Unit]:
+        """A unit with nothing left to try: keep its accepted attempt (else the best one, gated),
+        place its words, note why its IPUs without words have none. A packed clip whose accepted
+        decode left an IPU the VAD is sure of without words sends that IPU back on its own."""
+        p = unit.plan
+        tried = unit.tried
+        best = tried[-1] if tried[-1].failure is None else tried[gates.best_attempt(
+            [t.failure for t in tried], [t.decoded.avg_logprob for t in tried])]
+        retried = "retries" in unit.entry
+        n_dropped = len(st.dropped)
+        words = self.gate(st, p, best.decoded, best.text, best.words,
+                          unit.entry["retries"] if retried else None)
+        placed = self.aligner.place(p, best.audio, best.floor, best.decoded.language, words, source="asr")
+        st.words += placed
+        drop = st.dropped[-1]["reason"] if len(st.dropped) > n_dropped else None
+        if drop is not None or not best.text.strip():
+            st.outcomes.append((p.channel, list(p.spans), gates.no_words_reason(drop, retried)))
+            return []
+        if unit.attempt.scope != "clip" or len(p.spans) < 2:
+            return []
+        missed = [(s, e) for s, e in p.spans
+                  if not any(s - 1e-3 <= (w["start"] + w["end"]) / 2 <= e + 1e-3 for w in placed)]
+        back = []
+        for piece in per_ipu(dataclasses.replace(p, spans=missed), self.cfg.pad) if missed else []:
+            if self.vad_sure(st, piece.spans):
+                unit.entry.setdefault("missed_ipus", []).append([round(piece.spans[0][0], 3), round(piece.spans[0][1], 3)])
+                back.append(Unit(piece, unit.entry, gates.Attempt("ipu", 0.0), True))
+        return back
+
+    def gate(self, st: ItemState, p: ClipPlan, d, text: str, words: list[dict], retries: list[dict] | None = None
+             ) -> list[dict]:
+        """Drop what Whisper says without speech behind it (`asr/gates.py`); record the drop (with
+        every retry made before it)."""
         speech = sum(e - s for s, e in p.spans)
         kept, drop = gates.gate(text, words, d.language, d.no_speech_prob, d.avg_logprob, speech,
                                 gates.Thresholds.of(self.cfg))
@@ -200,9 +327,32 @@ class AsrStage(Stage):
                                    reason=drop.reason, text=join_text([w["word"] for w in drop.words]) or text,
                                    no_speech_prob=round(d.no_speech_prob, 3), avg_logprob=round(d.avg_logprob, 3),
                                    **drop.details))
+            if retries is not None:
+                st.dropped[-1]["retries"] = [{k: r[k] for k in ("scope", "temperature", "start", "end", "failed",
+                                                               "avg_logprob", "no_speech_prob",
+                                                               "compression_ratio", "text")} for r in retries]
         return kept
 
     # -- outputs ----------------------------------------------------------------------------------
+    NO_WORDS_REASONS = ("no_speech", "hallucination_phrase", "repetition_loop", "gated_after_retries:<reason>",
+                        "not_recognised", "not_in_transcript")
+
+    def no_words_reason(self, st: ItemState, seg: Segment) -> str:
+        """Why an IPU has no words (`NO_WORDS_REASONS`):
+        - `no_speech`: Whisper said nothing there, or its no-speech rule dropped the clip (the VAD not
+          sure enough to doubt it, or alone the IPU still gave nothing);
+        - `hallucination_phrase` / `repetition_loop`: the gate dropped the words, no retry was made;
+        - `gated_after_retries:<reason>`: every re-decode failed too and the gate dropped the words of
+          the one kept (reason: the gate's);
+        - `not_recognised`: its clip had words, none of them in this IPU (and alone it gave none);
+        - `not_in_transcript`: a given transcript has no text for it."""
+        if st.utterances:
+            return "not_in_transcript"
+        for channel, spans, reason in reversed(st.outcomes):
+            if channel == seg.channel and any(min(e, seg.end) - max(s, seg.start) > 0 for s, e in spans):
+                return reason
+        return "not_recognised"
+
     def write(self, st: ItemState) -> None:
         words = sorted(st.words, key=lambda w: (w["channel"], w["start"]))
         segments = []
@@ -221,6 +371,8 @@ class AsrStage(Stage):
                     attrs["asr_score"] = round(float(np.mean([w["score"] for w in inside])), 4)
                     # the weakest words say more about an error than the mean (routing uses this)
                     attrs["asr_low"] = round(float(np.mean(sorted(w["score"] for w in inside)[:2])), 4)
+                else:
+                    attrs["no_words_reason"] = self.no_words_reason(st, seg)
             segments.append(dataclasses.replace(seg, attributes=attrs))
         for w in words:  # a word outside every IPU (given text beyond VAD): its nearest IPU
             if "segment_start" not in w:
