@@ -122,3 +122,14 @@ def test_no_words_reason_names_the_retries():
     assert no_words_reason(None, False) == no_words_reason(None, True) == "no_speech"
     assert no_words_reason("hallucination_phrase", False) == "hallucination_phrase"
     assert no_words_reason("repetition_loop", True) == "gated_after_retries:repetition_loop"
+
+
+def test_a_text_that_reads_the_prompt_back_is_retried_then_dropped():
+    prompt = "以下是普通话的对话。"
+    echo = "我以下是普通话的对话。"
+    zh = [{"word": c, "start": 0.0, "end": 0.1, "score": 0.5} for c in "我以下是普通话的对话"]
+    assert failure(echo, zh, 0.1, -0.3, TH, True, prompt) == "prompt_echo"
+    assert gate(echo, zh, "zh", 0.1, -0.3, 3.0, TH, prompt) == ([], Drop("prompt_echo", zh))
+    # a listener token inside the filler prompt is no echo: only the whole prompt is
+    assert failure("Yeah.", words("Yeah."), 0.1, -0.3, TH, True, "Mm-hmm. Uh-huh. Yeah. Okay.") is None
+    assert gate("以下", zh[:2], "zh", 0.1, -0.3, 3.0, TH, prompt) == (zh[:2], None)

@@ -6,7 +6,9 @@ stage records each drop (`dropped.json`) with its reason.
 - `hallucination_phrase`: the whole text is a known phrase Whisper makes up from silence or noise
   ("thank you for watching", "谢谢观看"); the short ones ("thank you", "you", "谢谢") only on weak
   evidence (a clip with little speech, or a low mean log-probability);
-- `repetition_loop`: a loop is cut after its first occurrence.
+- `repetition_loop`: a loop is cut after its first occurrence;
+- `prompt_echo`: the text repeats the whole decoder prompt ("以下是普通话的对话。"): Whisper read
+  the prompt back, not the audio.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from duplexcorpus.text import hallucination_phrase, repetition_loop, units
 
 @dataclass(frozen=True)
 class Drop:
-    reason: str  # no_speech | hallucination_phrase | repetition_loop
+    reason: str  # no_speech | hallucination_phrase | repetition_loop | prompt_echo
     words: list[dict]  # the words that go
     details: dict = field(default_factory=dict)  # phrase=... | ngram=...
 
@@ -47,14 +49,27 @@ def loop_cut(words: list[dict]) -> tuple[int, str] | None:
     return start + n, " ".join(tokens[start:start + n])
 
 
+def _plain(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def prompt_echo(text: str, prompt: str | None) -> bool:
+    """Does the text hold the whole prompt (letters and digits only, case folded)?"""
+    core = _plain(prompt or "")
+    return len(core) >= 4 and core in _plain(text)
+
+
 def gate(text: str, words: list[dict], language: str, no_speech_prob: float, avg_logprob: float,
-         speech: float, th: Thresholds) -> tuple[list[dict], Drop | None]:
+         speech: float, th: Thresholds, prompt: str | None = None) -> tuple[list[dict], Drop | None]:
     """The words of a recognised clip that stay, and what was dropped (None: nothing). `speech`: the
-    seconds of IPU audio in the clip. An empty text keeps nothing and drops nothing."""
+    seconds of IPU audio in the clip; `prompt`: the decoder prompt it was decoded with. An empty text
+    keeps nothing and drops nothing."""
     if not text.strip():
         return [], None
     if no_speech(no_speech_prob, avg_logprob, th):
         return [], Drop("no_speech", words)
+    if prompt_echo(text, prompt):
+        return [], Drop("prompt_echo", words)
     weak = speech < th.weak_clip or avg_logprob < th.logprob
     phrase = hallucination_phrase(text, language, weak)
     if phrase is not None:
@@ -76,7 +91,7 @@ TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # Whisper's schedule after the beam-se
 COMPRESSION_RATIO = 2.4  # Whisper's compression_ratio_threshold
 VAD_SURE = 0.9  # an IPU's VAD confidence from which "no speech" is doubted (and re-decoded)
 # why a decode is retried; `no_speech` and `empty` only where the VAD is sure of the speech
-RETRY_REASONS = ("repetition_loop", "compression_ratio", "low_logprob", "no_speech", "empty")
+RETRY_REASONS = ("repetition_loop", "prompt_echo", "compression_ratio", "low_logprob", "no_speech", "empty")
 # no_speech_prob comes from the first decoder step, before any sampling: a temperature cannot change
 # it, so these go straight to smaller pieces
 NO_TEMPERATURE = ("no_speech", "empty")
@@ -101,7 +116,7 @@ def compression_ratio(text: str) -> float:
 
 
 def failure(text: str, words: list[dict], no_speech_prob: float, avg_logprob: float, th: Thresholds,
-            vad_sure: bool) -> str | None:
+            vad_sure: bool, prompt: str | None = None) -> str | None:
     """Why a decode is not good enough to keep as it is (one of `RETRY_REASONS`), None: accept it.
     Whisper's rules (no speech wins over a low log-probability: silence is not retried), plus our
     repetition loop; "no speech" and an empty text count as failures only where the VAD is sure there
@@ -112,6 +127,8 @@ def failure(text: str, words: list[dict], no_speech_prob: float, avg_logprob: fl
         return "no_speech" if vad_sure else None
     if loop_cut(words) is not None:
         return "repetition_loop"
+    if prompt_echo(text, prompt):
+        return "prompt_echo"
     if compression_ratio(text) > COMPRESSION_RATIO:
         return "compression_ratio"
     if avg_logprob < th.logprob:
@@ -136,7 +153,7 @@ def next_attempt(previous: Attempt, reason: str | None, spans: int,
     return None
 
 
-HARD = ("repetition_loop", "compression_ratio", "no_speech", "empty")
+HARD = ("repetition_loop", "prompt_echo", "compression_ratio", "no_speech", "empty")
 
 
 def best_attempt(failures: list[str | None], logprobs: list[float]) -> int:

@@ -226,7 +226,7 @@ class AsrStage(Stage):
                 st.words += self.aligner.place(p, audio, floor, d.language, words, source="transcript")
                 continue
             unit = units[k] if units is not None else Unit(p, entry, gates.FIRST, self.vad_sure(st, p.spans))
-            reason = gates.failure(text, words, d.no_speech_prob, d.avg_logprob, th, unit.vad_sure)
+            reason = gates.failure(text, words, d.no_speech_prob, d.avg_logprob, th, unit.vad_sure, p.prompt)
             unit.tried.append(Tried(unit.attempt, d, audio, floor, text, words, reason))
             if units is not None:  # a retry: listed under its first pass
                 unit.entry.setdefault("retries", []).append(dict(
@@ -321,7 +321,7 @@ class AsrStage(Stage):
         every retry made before it)."""
         speech = sum(e - s for s, e in p.spans)
         kept, drop = gates.gate(text, words, d.language, d.no_speech_prob, d.avg_logprob, speech,
-                                gates.Thresholds.of(self.cfg))
+                                gates.Thresholds.of(self.cfg), p.prompt)
         if drop is not None:
             st.dropped.append(dict(channel=p.channel, start=round(max(0.0, p.start), 3), end=round(p.end, 3),
                                    reason=drop.reason, text=join_text([w["word"] for w in drop.words]) or text,
