@@ -39,3 +39,14 @@ def test_repetition_loops_are_found_by_ngram():
     assert repetition_loop("so so so so so".split()) == (0, 1)
     assert repetition_loop("i said you know you know you know you know".split()) == (2, 2)
     assert repetition_loop("yeah yeah".split()) is None
+
+
+def test_mandarin_cer_units_follow_the_dev_set_scoring():
+    from duplexcorpus.text import cer_units, mandarin_cer, spell_digits_zh
+
+    assert spell_digits_zh("２０23年") == "二零二三年"
+    assert cer_units("想聽歌曲《Let It Go》，好嗎？") == ["想", "听", "歌", "曲", "let", "it", "go", "好", "吗"]
+    assert cer_units("打开hold不住的爱") == ["打", "开", "hold", "不", "住", "的", "爱"]
+    assert cer_units("OK") == ["ok"]  # no canonical spelling swap
+    r = mandarin_cer("想听歌曲Let It Go", "想听歌曲来特诶特购")
+    assert (r["units"], r["errors"]) == (7, 5)

@@ -107,6 +107,7 @@ class Word:
     source: str = "asr"  # asr | transcript | human
     segment_start: float | None = None
     speaker_id: str | None = None
+    punct: str | None = None  # punctuation written after it (kept out of `word`; the segment text has it)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Word":
@@ -174,7 +175,7 @@ def word_rows(recording: "Recording", words: list[Word], segment_ids: dict[tuple
                          segment_id=segment_ids.get((w.channel, w.segment_start)),
                          channel=w.channel, speaker_id=w.speaker_id or recording.speaker(w.channel), word=w.word,
                          start=w.start, end=w.end, score=float(w.score), language=w.language,
-                         interpolated=bool(w.interpolated), source=w.source))
+                         interpolated=bool(w.interpolated), source=w.source, punct=w.punct))
     return rows
 
 

@@ -145,3 +145,24 @@ def join_text(words: list[str]) -> str:
             out += " "
         out += w
     return out
+
+
+_ZH_DIGITS = "零一二三四五六七八九"
+
+
+def spell_digits_zh(text: str) -> str:
+    """Each digit (ASCII or full-width) as its Chinese digit: '2023' -> '二零二三'."""
+    text = re.sub(r"[０-９]", lambda m: unicodedata.normalize("NFKC", m.group()), text)
+    return re.sub(r"[0-9]", lambda m: _ZH_DIGITS[int(m.group())], text)
+
+
+def cer_units(text: str) -> list[str]:
+    """Units for Mandarin CER as the real-data dev set scores it: traditional -> simplified, no
+    punctuation, Latin lower case, digits spelled as Chinese digits; Han characters one by one and
+    whole English words (no listener-token canonicalisation, unlike `units`)."""
+    return _UNIT.findall(normalise(spell_digits_zh(unicodedata.normalize("NFKC", text))))
+
+
+def mandarin_cer(reference: str, hypothesis: str) -> dict:
+    """CER over Han characters plus whole English words (`cer_units`), as `error_rate` reports it."""
+    return error_rate(cer_units(reference), cer_units(hypothesis))

@@ -14,8 +14,9 @@ each inside one IPU:
    `interpolated`;
 5. `clamp_to_spans` puts every word back inside one IPU.
 
-`recording_words` runs this in clip time on the clip's own energy and maps the words back to
-recording time (`ClipPlan.to_recording`).
+`recording_words` first makes the words contract units (`units.contract_units`: one Mandarin
+character, English word or number per row, punctuation beside it), runs this in clip time on the
+clip's own energy and maps the words back to recording time (`ClipPlan.to_recording`).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from duplexcorpus.asr.units import contract_units
 from duplexcorpus.audio import frame_energy_db
 
 if TYPE_CHECKING:
@@ -144,18 +146,29 @@ def interpolate(words: list[dict], spans: list[tuple[float, float]]) -> list[dic
 
 
 def recording_words(plan: ClipPlan, audio: np.ndarray, floor: float, language: str, words: list[dict],
-                    source: str, *, pad: float, gap: float, snap_floor_db: float, min_word: float) -> list[dict]:
-    """A clip's words as Word records in recording time: placed in clip time on the clip's own
-    energy (loud = `snap_floor_db` above the channel's noise `floor`), then shifted back."""
+                    source: str, *, pad: float, gap: float, snap_floor_db: float, min_word: float,
+                    text: str | None = None) -> list[dict]:
+    """A clip's words as Word records in recording time: made contract units first (one Mandarin
+    character, English word or number each, punctuation in `punct`: `units.contract_units`, with
+    `text`, else the plan's, telling which Latin pieces are one word), placed in clip time on the
+    clip's own energy (loud = `snap_floor_db` above the channel's noise `floor`), then shifted back.
+    A unit whose time is a share of a longer token's span stays flagged `interpolated`."""
+    if not words:
+        return []
+    words = contract_units(words, language, text if text is not None else plan.text)
     if not words:
         return []
     energy = frame_energy_db(audio[None, :], int(HOP_S * RATE))[0]
+    split = [w["split"] for w in words]
     words = place_words(words, plan.to_clip_spans(pad, gap), energy, 0.0, floor + snap_floor_db, min_word)
     out = []
-    for w in words:
+    for w, was_split in zip(words, split):
         mid = plan.to_recording((w["start"] + w["end"]) / 2, pad, gap)
         shift = mid - (w["start"] + w["end"]) / 2  # one piece per word: a plain shift
-        out.append(dict(channel=plan.channel, language=language, source=source, word=w["word"],
-                        start=round(w["start"] + shift, 3), end=round(w["end"] + shift, 3),
-                        score=w["score"], interpolated=bool(w["interpolated"])))
+        row = dict(channel=plan.channel, language=w["language"], source=source, word=w["word"],
+                   start=round(w["start"] + shift, 3), end=round(w["end"] + shift, 3),
+                   score=w["score"], interpolated=bool(w["interpolated"] or was_split))
+        if w["punct"] is not None:
+            row["punct"] = w["punct"]
+        out.append(row)
     return out
