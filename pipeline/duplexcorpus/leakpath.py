@@ -48,15 +48,16 @@ Method (`estimate_leak_path`)
    not a leak) and improving held-out audio; a leak-free pair (two separate phone lines) therefore
    comes through unchanged.
 
-Why least squares and not an adaptive filter (PBFDAF/NLMS): measured in ``bench/bench_leakpath.py``
-on the synthetic conditions (both fitted on the same source-dominant frames, scored on the same
-held-out frames): the batch LS fit reaches the optimum of exactly the criterion we score, with no step
-size, no convergence time and no misadjustment, and uses every selected sample in both directions of
-time; NLMS spends the beginning of the recording converging, then its steady-state misadjustment
-(~mu/(2-mu) of the residual) caps the ERLE, which hurts most for long reverberant filters and
-leaks under the noise. A leak path in one recording is stationary enough (people sit still; the
-earpiece echo is fixed) that tracking buys nothing, and a per-recording path is what the issue asks
-to record.
+Why least squares and not an adaptive filter (PBFDAF/NLMS, `method="nlms"`): measured in
+``bench/bench_leakpath.py`` (90 s per condition; both fitted on the same source-dominant frames and
+scored on the same held-out frames). LS gets the delay and level right in every condition and
+cancels 16-36 dB of anechoic leaks, with a length that follows the room. A single pass of NLMS (full
+0.5 s filter) misjudges the level under the noise (-5 to -8 dB off) and fails its own held-out check
+(no reduction of held-out audio) in about half the conditions, so it is not applied there. It does
+better than LS on the loud (-8/-12 dB) reverberant leak into the quiet channel (23-25 dB against
+16-20 dB), which suggests the Toeplitz approximation or the ridge limits LS on long filters; that is
+the next thing to look at. No step size, no convergence time, and a per-recording path (what the
+issue asks us to record) are why LS stays the default.
 
 Cost and memory: estimation is O(N log N) in FFT passes over 4 s chunks plus O(L^2) Levinson solves
 (one per candidate length and fold); extra memory beyond the input arrays is O(chunk + L * chunks)
