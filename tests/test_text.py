@@ -50,3 +50,12 @@ def test_mandarin_cer_units_follow_the_dev_set_scoring():
     assert cer_units("OK") == ["ok"]  # no canonical spelling swap
     r = mandarin_cer("想听歌曲Let It Go", "想听歌曲来特诶特购")
     assert (r["units"], r["errors"]) == (7, 5)
+
+
+def test_join_words_puts_punctuation_back():
+    from duplexcorpus.records import Word
+    from duplexcorpus.text import join_words
+
+    words = [dict(word="你", punct=None), dict(word="好", punct="。"), dict(word="Let"), dict(word="Go", punct=",")]
+    assert join_words(words) == "你好。 Let Go,"
+    assert join_words([Word(0, "对", 0.0, 0.1, 0.9, punct="。")]) == "对。"

@@ -166,3 +166,12 @@ def cer_units(text: str) -> list[str]:
 def mandarin_cer(reference: str, hypothesis: str) -> dict:
     """CER over Han characters plus whole English words (`cer_units`), as `error_rate` reports it."""
     return error_rate(cer_units(reference), cer_units(hypothesis))
+
+
+def join_words(words) -> str:
+    """Word rows (dicts, or records with `word`) back into text with the punctuation written after
+    each (`punct`, words table 1.3.0): '你好' + '。' -> '你好。' (what a segment's text should hold)."""
+    def get(w, key):
+        return w.get(key) if isinstance(w, dict) else getattr(w, key, None)
+
+    return join_text([get(w, "word") + (get(w, "punct") or "") for w in words])
