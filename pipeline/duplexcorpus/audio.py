@@ -74,12 +74,17 @@ class ChannelStream:
 
     `sources` is one (path, source_channel) per output channel. Files of different rates or lengths
     are fine: each file gets its own streaming resampler, and the shorter ones are padded with
-    zeros at the end.
+    zeros at the end. `clocks` maps a file to (offset_s, drift_ppm) against the first file's clock
+    (separately recorded phones, duplexcorpus.sync): its samples are resampled as if its rate were
+    rate * (1 + drift) and shifted to start offset_s later (earlier when negative), so every
+    output channel is on the first file's timeline.
     """
 
-    def __init__(self, sources: Sequence[tuple[str, int]], rate: int, block_seconds: float = 30.0):
+    def __init__(self, sources: Sequence[tuple[str, int]], rate: int, block_seconds: float = 30.0,
+                 clocks: dict[str, tuple[float, float]] | None = None):
         self.rate = rate
         self.block_seconds = block_seconds
+        self.clocks = clocks or {}
         self.files: list[str] = []
         self.picks: list[list[int]] = []  # per file: source channels, in output order
         self.layout: list[tuple[int, int]] = []  # per output channel: (file index, column)
@@ -99,12 +104,16 @@ class ChannelStream:
         """Yield float32 arrays of shape (channels, n) until every file is exhausted."""
         handles = [sf.SoundFile(p) for p in self.files]
         try:
+            clocks = [self.clocks.get(p, (0.0, 0.0)) for p in self.files]
+            rates = [h.samplerate * (1.0 + drift * 1e-6) for h, (_, drift) in zip(handles, clocks)]
             resamplers = [
-                soxr.ResampleStream(h.samplerate, self.rate, len(pick), dtype="float32", quality="HQ")
-                if h.samplerate != self.rate else None
-                for h, pick in zip(handles, self.picks)
+                soxr.ResampleStream(r, self.rate, len(pick), dtype="float32", quality="HQ")
+                if r != self.rate else None
+                for r, pick in zip(rates, self.picks)
             ]
-            pending = [np.zeros((0, len(p)), np.float32) for p in self.picks]
+            lead = [int(round(offset * self.rate)) for offset, _ in clocks]  # > 0: starts later
+            pending = [np.zeros((max(k, 0), len(p)), np.float32) for k, p in zip(lead, self.picks)]
+            skip = [max(-k, 0) for k in lead]  # < 0: started earlier, its first samples precede ours
             done = [False] * len(handles)
             while not all(done) or any(len(b) for b in pending):
                 for i, handle in enumerate(handles):
@@ -114,7 +123,11 @@ class ChannelStream:
                     last = len(raw) == 0
                     raw = np.ascontiguousarray(raw[:, self.picks[i]]) if len(raw) else np.zeros((0, len(self.picks[i])), np.float32)
                     out = resamplers[i].resample_chunk(raw, last=last) if resamplers[i] else raw
-                    pending[i] = np.concatenate([pending[i], out.reshape(-1, len(self.picks[i]))])
+                    out = out.reshape(-1, len(self.picks[i]))
+                    if skip[i]:
+                        cut = min(skip[i], len(out))
+                        out, skip[i] = out[cut:], skip[i] - cut
+                    pending[i] = np.concatenate([pending[i], out])
                     done[i] = last
                 if all(done):
                     n = max(len(b) for b in pending)
