@@ -117,6 +117,7 @@ def _check(pair, paths, target, source, delay_ms, min_erle, level_tol=2.0):
 
 # Both directions of every pair are checked: 1<-0 is a leak into the 10 dB quieter channel (at -8 dB it
 # is louder than that channel's own speech), 0<-1 a leak 10 dB further under channel 0's own speech.
+@pytest.mark.slow  # 90-150 s of two-channel audio per case
 @pytest.mark.parametrize("delay_ms,level_db,seconds", [
     (5, -12, 60), (29, -12, 60), (120, -12, 60), (250, -12, 60),
     (29, -8, 60), (250, -8, 60), (29, -25, 60), (120, -25, 60),
@@ -132,6 +133,7 @@ def test_anechoic_leak(delay_ms, level_db, seconds):
         _check(pair, paths, target, source, delay_ms, floor)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rt60", [0.3, 0.6])
 @pytest.mark.parametrize("delay_ms,level_db", [(120, -12), (29, -8), (120, -25)])
 def test_reverberant_leak(rt60, delay_ms, level_db):
