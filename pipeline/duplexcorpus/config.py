@@ -48,6 +48,11 @@ class TracksConfig:
     sample_rate: int = 24000  # Moshi's Mimi codec rate; the shards carry audio at this rate
     subtype: str = "PCM_16"
     block_seconds: float = execution(30.0)  # streaming resampler: no seams, so any block size gives the same file
+    # files recorded by separate devices are synced onto the first channel's clock (duplexcorpus.sync)
+    sync: bool = True
+    sync_max_offset_s: float = 30.0  # how far apart the recorders may have started
+    sync_max_drift_ppm: float = 300.0  # consumer clocks: tens of ppm; cheap recorders up to a few hundred
+    sync_max_leak_delay_s: float = 0.3  # acoustic path or phone echo path of the shared leak (echo paths exceed 100 ms)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,11 @@ class ChannelInfo:
     age_group: str | None = None
     accent: str | None = None
     language: str | None = None
+    # the clock sync applied to this channel's file (separately recorded phones; tracks stage)
+    offset_s: float = 0.0  # > 0: its recorder started this much after the first channel's
+    drift_ppm: float = 0.0  # > 0: its clock ran fast
+    sync_confidence: float | None = None  # None: nothing to sync (one file)
+    sync_method: str | None = None  # reference | gcc-phat-two-way | gcc-phat-one-way | none (not synced)
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,13 @@ class Recording:
 
     def speaker(self, channel: int) -> str:
         return self.channels[channel].speaker_id
+
+    def with_tracks_info(self, info: dict[str, Any]) -> "Recording":
+        """The recording as the tracks stage left it: per-channel clock sync and its warnings."""
+        if not info.get("sync"):
+            return self
+        channels = tuple(replace(c, **info["sync"][c.channel]) for c in self.channels)
+        return replace(self, channels=channels, warnings=self.warnings + tuple(info.get("warnings", ())))
 
 
 @dataclass(frozen=True)

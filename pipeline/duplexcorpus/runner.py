@@ -30,6 +30,7 @@ from duplexcorpus.stages.base import Stage, WorkItem, describe_failure
 from duplexcorpus.stages.events import EventsStage
 from duplexcorpus.stages.ipus import IpuStage
 from duplexcorpus.stages.samples import SamplesStage
+from duplexcorpus.stages.tracks import TracksStage
 from duplexcorpus.storage import OutOfSpace, StageCache, space_error, write_json, write_stage_outputs
 
 log = logging.getLogger("duplexcorpus")
@@ -280,7 +281,7 @@ def write_outputs(out: Path, items: list[WorkItem], quarantine: list[Quarantine]
     from duplexcorpus.shards import pack_shards
     from duplexcorpus.stats import corpus_stats
 
-    recordings = [Recording.from_dict(i.recording) for i in items]
+    recordings = [Recording.from_dict(i.recording).with_tracks_info(i.read(TracksStage.INFO)) for i in items]
     splits = assign_splits(recordings, workflow.split)
     segments, events, words = [], [], []
     for item, rec in zip(items, recordings):
