@@ -68,8 +68,14 @@ class DecrosstalkConfig:
     """The leak canceller (before VAD): what it subtracts from each channel's analysis signal."""
 
     enabled: bool = True
-    max_lag_ms: float = 25.0  # leak delays searched (acoustic path + track offset)
-    half_taps: int = 6  # FIR taps on each side of the leak delay (16 kHz samples)
+    # fir: a short FIR per 30 s block around a delay within max_lag_ms (the original canceller);
+    # leakpath: per recording and pair, delay up to max_delay_s and a room-length response (leakpath.py)
+    method: str = "fir"
+    max_delay_s: float = 0.3  # leakpath: acoustic path up to 100 m, phone echo paths exceed 100 ms
+    max_filter_s: float = 0.5  # leakpath: longest response (RT60 up to ~0.8 s, cancelled to about -25 dB)
+    estimate_seconds: float = 600.0  # leakpath: paths are estimated on this much of the call's start
+    max_lag_ms: float = 25.0  # fir: leak delays searched (acoustic path + track offset)
+    half_taps: int = 6  # fir: FIR taps on each side of the leak delay (16 kHz samples)
     select_db: float = 10.0  # fitted where the other channel leads by this much
     min_explained: float = 0.05  # ... and applied if it explains this share of the energy there
     max_leak_gain_db: float = -6.0  # ... and is quieter than the source (a leak, not the speaker)

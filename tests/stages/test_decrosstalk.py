@@ -1,5 +1,6 @@
 """The leak canceller removes a synthetic leak and leaves a real, leak-free call alone."""
 import numpy as np
+import pytest
 import soundfile as sf
 
 from duplexcorpus.config import Workflow
@@ -56,3 +57,43 @@ def test_leak_free_real_call_passes_through(tmp_path):
     original = soxr.resample(audio.T, 24000, 16000)[: len(cleaned)]
     change_db = 10 * np.log10(np.mean((cleaned - original) ** 2, axis=0) / np.mean(original**2, axis=0))
     assert (change_db < -30).all(), change_db
+
+
+@pytest.mark.slow
+def test_leakpath_method_cancels_a_long_delayed_leak_and_records_the_path(tmp_path):
+    """decrosstalk.method=leakpath: a 120 ms leak (far beyond the FIR's 25 ms search) is found,
+    recorded per pair in leaks.json and cancelled in the analysis signal."""
+    import dataclasses
+
+    from duplexcorpus.config import load_workflow
+    from duplexcorpus.inputs import discover
+    from duplexcorpus.runner import run_stage
+    from duplexcorpus.stages.base import WorkItem
+    from duplexcorpus.stages.decrosstalk import DecrosstalkStage
+    from duplexcorpus.stages.ingest import IngestStage
+    from duplexcorpus.stages.tracks import TracksStage
+    from duplexcorpus.storage import StageCache
+    from tests.test_leakpath import synth_pair
+
+    pair = synth_pair(seed=3, seconds=90.0, delay_ms=120.0, level_db=-15.0, gain_db=0.0)
+    x = np.stack(pair["x"], axis=1)
+    scale = 1.0 / (np.abs(x).max() * 1.1)
+    x = x * scale
+    (tmp_path / "in").mkdir()
+    sf.write(tmp_path / "in" / "call.wav", x, pair["rate"], subtype="FLOAT")
+    wf = load_workflow(None, {"decrosstalk.method": "leakpath"})
+    items = [WorkItem(input=dataclasses.asdict(i)) for i in discover(tmp_path / "in", wf.input).inputs]
+    cache = StageCache(tmp_path / "cache")
+    for stage in (IngestStage(wf), TracksStage(wf), DecrosstalkStage(wf)):
+        items = run_stage(stage, items, cache)
+    (item,) = items
+    assert item.quarantine is None, item.quarantine
+    paths = {(r["channel"], r["source_channel"]): r for r in item.read(DecrosstalkStage.LEAKS)}
+    assert paths[(0, 1)]["applied"] and abs(paths[(0, 1)]["delay_s"] - 0.120) <= 0.002, paths[(0, 1)]
+    cleaned, sr = sf.read(item.path(DecrosstalkStage.ANALYSIS), dtype="float32")
+    only1 = (pair["mask"][1] > 0.99) & (pair["mask"][0] < 0.01)  # channel 0 holds only the leak here
+    leak = pair["leak"][(0, 1)][only1] * scale
+    noise = (pair["x"][0] - pair["own"][0] - pair["leak"][(0, 1)])[only1] * scale
+    after = np.sum(cleaned[only1[: len(cleaned)], 0].astype(np.float64) ** 2)
+    residual_leak = max(after - np.sum(noise ** 2), 1e-12)  # what is left above the recording's own noise
+    assert 10 * np.log10(np.sum(leak ** 2) / residual_leak) >= 12.0

@@ -80,6 +80,8 @@ class DecrosstalkStage(Stage):
     LEAKS = Output("leaks.json", read=lambda p: json.loads(p.read_text()), description="the fit per block and channel pair")
 
     def process(self, item: WorkItem, out_dir: Path) -> None:
+        if self.cfg.method == "leakpath" and self.cfg.enabled and item.rec().num_channels > 1:
+            return self.process_leakpath(item, out_dir)
         cfg = self.cfg
         channels = item.rec().num_channels
         max_lag = int(cfg.max_lag_ms / 1000 * ANALYSIS_RATE)
@@ -119,3 +121,53 @@ class DecrosstalkStage(Stage):
                 history = np.concatenate([history, block], axis=1)[:, -history.shape[1]:]
                 out.write(cleaned.T)
         write_json(out_dir / self.LEAKS.file, report)
+
+    # -- the long-path canceller (duplexcorpus.leakpath) ------------------------------------------------
+    def process_leakpath(self, item: WorkItem, out_dir: Path) -> None:
+        """Leak paths estimated per recording and ordered channel pair (GCC-PHAT delay up to
+        `max_delay_s`, a least-squares response long enough for a room), then cancelled chunk by chunk.
+
+        Paths are estimated on the first `estimate_seconds` of the call (memory stays bounded; a
+        phone call's leak path is stable) and applied to all of it; each chunk is cancelled with
+        enough of the sources' past in front of it that the filter sees exactly what it would in
+        one pass. What was estimated goes to leaks.json, one record per pair."""
+        from duplexcorpus.leakpath import cancel_leak, estimate_leak_paths, leak_regressor
+
+        cfg = self.cfg
+        path = str(item.path(TracksStage.AUDIO))
+        channels = item.rec().num_channels
+
+        def read(start: int, stop: int) -> np.ndarray:
+            blocks = ChannelStream([(path, c) for c in range(channels)], ANALYSIS_RATE, cfg.block_seconds).blocks()
+            out, seen = [], 0
+            for block in blocks:  # streaming resampler: read from the start, keep [start, stop)
+                lo, hi = max(start - seen, 0), min(stop - seen, block.shape[1])
+                if hi > lo:
+                    out.append(block[:, lo:hi])
+                seen += block.shape[1]
+                if seen >= stop:
+                    break
+            return np.concatenate(out, axis=1) if out else np.zeros((channels, 0), np.float32)
+
+        head = read(0, int(cfg.estimate_seconds * ANALYSIS_RATE))
+        kw = dict(max_delay_s=cfg.max_delay_s, max_filter_s=cfg.max_filter_s, select_db=cfg.select_db)
+        first = {k: v for k, v in estimate_leak_paths(list(head), ANALYSIS_RATE, refine=False, **kw).items()}
+        paths = estimate_leak_paths(list(head), ANALYSIS_RATE, **kw) if any(p.applied for p in first.values()) else first
+        del head
+        context = int((cfg.max_delay_s + cfg.max_filter_s + 0.05) * ANALYSIS_RATE)
+        with sf.SoundFile(out_dir / self.ANALYSIS.file, "w", samplerate=ANALYSIS_RATE, channels=channels,
+                          format="FLAC", subtype="PCM_24") as out:
+            history = np.zeros((channels, 0), np.float32)
+            for block in ChannelStream([(path, c) for c in range(channels)], ANALYSIS_RATE, cfg.block_seconds * 10).blocks():
+                x = np.concatenate([history, block], axis=1)
+                cleaned = []
+                for t in range(channels):
+                    y = x[t]
+                    for s_ in range(channels):
+                        if s_ != t and paths[(t, s_)].applied:
+                            y = cancel_leak(y, leak_regressor(x, s_, t, first), paths[(t, s_)])
+                    cleaned.append(y[history.shape[1]:])
+                out.write(np.stack(cleaned).T.astype(np.float32))
+                history = x[:, -context:]
+        write_json(out_dir / self.LEAKS.file, [{"channel": t, "source_channel": s_, "method": "leakpath", **p.record()}
+                                               for (t, s_), p in sorted(paths.items())])
