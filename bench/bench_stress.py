@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from duplexcorpus.config import load_workflow
 from duplexcorpus.evaluate import score_run
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes")
     ap.add_argument("--rerender", action="store_true")
     ap.add_argument("--collar", type=float, default=0.2)
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="a workflow override for the pipeline (not the baseline), e.g. decrosstalk.method=leakpath")
     a = ap.parse_args(argv)
 
     allowed = make_stress.CHOOSE_SEEDS if a.choose else make_stress.REPORT_SEEDS if a.report else None
@@ -146,8 +149,12 @@ def main(argv: list[str] | None = None) -> None:
     truth = data / "truth"
     cond = pd.read_parquet(truth / "conditions.parquet").set_index("recording_id", drop=False)
 
+    systems = {name: dict(o) for name, o in SYSTEMS.items()}
+    for pair in a.sets:
+        key, value = pair.split("=", 1)
+        systems["pipeline"][key] = yaml.safe_load(value)
     tables = {}
-    for name, overrides in SYSTEMS.items():
+    for name, overrides in systems.items():
         out = work / f"run_{name}"
         shutil.rmtree(out, ignore_errors=True)
         t1 = time.perf_counter()
