@@ -49,9 +49,14 @@ def test_english_inside_mandarin_stays_english_one_row_per_word():
                          ("It", "en", None, False), ("Go", "en", None, False)]
 
 
-def test_a_latin_word_cut_into_tokens_is_joined_again():
+def test_without_the_text_lower_case_words_are_not_glued():
+    out = contract_units([w("he", 0.0, 0.1), w("must", 0.1, 0.3), w("be", 0.3, 0.4), w("他", 0.4, 0.6)], "zh")
+    assert [x["word"] for x in out] == ["he", "must", "be", "他"]
+
+
+def test_a_latin_word_cut_into_tokens_is_joined_again_with_the_text():
     out = contract_units([w("D", 0.0, 0.1), w("esp", 0.1, 0.2), w("ac", 0.2, 0.3), w("ito", 0.3, 0.5),
-                          w("好", 0.5, 0.7)], "zh")
+                          w("好", 0.5, 0.7)], "zh", text="Despacito好")
     assert rows(out) == [("Despacito", "en", None, False), ("好", "zh", None, False)]
     assert (out[0]["start"], out[0]["end"]) == (0.0, 0.5)
 

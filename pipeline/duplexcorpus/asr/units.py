@@ -11,7 +11,8 @@ punctuation it wrote ('呃。', '首先,'); an English word inside Mandarin can 
 - each Han character is its own row, language "zh";
 - a Latin word (letters, digits, inner apostrophes/hyphens) is one row, language "en"; pieces of one
   Latin word that the tokenizer cut apart are joined again (with the clip's text: no space between
-  them there; without it: a piece starting in lower case that touches the previous piece in time);
+  them there; without the text the pieces stay apart: a time gap or a lower-case start cannot tell
+  a cut word from two words, and gluing "he must be home" into one row is worse);
 - a number ('2023', '3.5', '10%') is one row with its time, language of the clip;
 - a token holding several units has no timing inside it (cross-attention gives one span per token):
   its span is divided by the units' spoken length (a Han character or a digit one syllable, a Latin
@@ -79,10 +80,9 @@ def _joins(prev: dict, piece: str, start, gaps_text: list[bool] | None, k: int) 
         return False
     if not re.match(rf"{_LETTER}|[0-9]", piece) or not re.search(rf"{_LETTER}$|[0-9]$", prev["word"]):
         return False
-    if gaps_text is not None:
-        return not gaps_text[k]
-    touching = prev["end"] is None or start is None or abs(start - prev["end"]) <= 0.021
-    return piece[0].islower() and touching
+    # without the clip's text nothing tells "he"+"must" (two words) from "esp"+"ac" (one cut word):
+    # the pieces stay apart rather than glue an English sentence into one row
+    return gaps_text is not None and not gaps_text[k]
 
 
 def _space_before(words: list[dict], text: str) -> list[bool]:
