@@ -68,8 +68,8 @@ def test_ordinary_speech_passes_untouched():
 
 # ------------------------------------------------------------------------ re-decoding (retry policy)
 from duplexcorpus.asr.gates import (  # noqa: E402
-    COMPRESSION_RATIO, FIRST, TEMPERATURES, Attempt, best_attempt, compression_ratio, failure, next_attempt,
-    no_words_reason)
+    COMPRESSION_RATIO, FIRST, TEMPERATURES, Attempt, best_attempt, compression_ratio, failure, max_tokens,
+    next_attempt, no_words_reason)
 
 
 def test_compression_ratio_is_whispers():
@@ -92,24 +92,29 @@ def test_failure_follows_whispers_fallback_rules_and_our_loop():
     assert failure("  ", [], 0.9, -1.3, TH, False) is None
 
 
-def test_next_attempt_raises_the_temperature_then_cuts_the_clip_into_ipus():
+def test_next_attempt_cuts_a_failing_clip_into_ipus_then_raises_the_temperature():
     seen, a = [], FIRST
     while a is not None:
         seen.append(a)
         a = next_attempt(a, "repetition_loop", spans=3)
-    assert seen == ([FIRST] + [Attempt("clip", t) for t in TEMPERATURES] + [Attempt("ipu", 0.0)]
-                    + [Attempt("ipu", t) for t in TEMPERATURES])
-    # a clip of one IPU has no smaller pieces
-    assert next_attempt(Attempt("clip", 1.0), "low_logprob", spans=1) is None
+    assert seen == [FIRST, Attempt("ipu", 0.0)] + [Attempt("ipu", t) for t in TEMPERATURES]
+    # a clip of one IPU has no smaller pieces: it climbs the temperatures
+    assert next_attempt(FIRST, "compression_ratio", spans=1) == Attempt("clip", 0.2)
+    assert next_attempt(Attempt("clip", 1.0), "repetition_loop", spans=1) is None
     # accepted: nothing more
     assert next_attempt(FIRST, None, spans=3) is None
 
 
-def test_no_speech_skips_the_temperatures():
-    # no_speech_prob comes before any sampling: only smaller pieces can change it
-    assert next_attempt(FIRST, "no_speech", spans=2) == Attempt("ipu", 0.0)
-    assert next_attempt(FIRST, "empty", spans=2) == Attempt("ipu", 0.0)
-    assert next_attempt(Attempt("ipu", 0.0), "no_speech", spans=1) is None
+def test_a_low_logprob_gets_one_sampled_retry_then_is_kept():
+    assert next_attempt(FIRST, "low_logprob", spans=3) == Attempt("clip", 0.2)  # not cut into IPUs
+    assert next_attempt(Attempt("clip", 0.2), "low_logprob", spans=3) is None
+    assert next_attempt(Attempt("ipu", 0.2), "low_logprob", spans=1) is None
+    # a loop that sampling brought is still cut into IPUs
+    assert next_attempt(Attempt("clip", 0.2), "repetition_loop", spans=3) == Attempt("ipu", 0.0)
+
+
+def test_a_retry_has_a_token_budget_by_its_length():
+    assert max_tokens(2.0) == 48 and max_tokens(60.0) == 448
 
 
 def test_best_attempt_prefers_text_that_only_misses_the_logprob_bar():

@@ -179,11 +179,13 @@ class WhisperEngine:
         return tokenizer.encode(text if tokenizer.language_code in ("zh", "ja") else " " + text)
 
     # -- the batch -----------------------------------------------------------------------------
-    def run(self, clips: list[Clip], temperature: float = 0.0, best_of: int = 5, seed: int = 0) -> list[Decoded]:
+    def run(self, clips: list[Clip], temperature: float = 0.0, best_of: int = 5, seed: int = 0,
+            max_length: int | None = None) -> list[Decoded]:
         """Recognise (or force-align) one batch of clips; the caller chooses the batch size.
         `temperature` 0 is beam search; above 0 each clip is sampled `best_of` times at that
         temperature and the best-scoring sample kept (Whisper's fallback decode), the sampler seeded
-        with `seed` so a rerun gives the same words."""
+        with `seed` so a rerun gives the same words. `max_length`: fewer tokens than the model's
+        448 (retries: a loop stops early)."""
         if not clips:
             return []
         if temperature > 0:
@@ -198,12 +200,13 @@ class WhisperEngine:
         if len(groups) > 1:
             out: list[Decoded | None] = [None] * len(clips)
             for idx in groups.values():
-                for i, d in zip(idx, self._run_uniform([clips[i] for i in idx], temperature, best_of)):
+                for i, d in zip(idx, self._run_uniform([clips[i] for i in idx], temperature, best_of, max_length)):
                     out[i] = d
             return out
-        return self._run_uniform(clips, temperature, best_of)
+        return self._run_uniform(clips, temperature, best_of, max_length)
 
-    def _run_uniform(self, clips: list[Clip], temperature: float = 0.0, best_of: int = 5) -> list[Decoded]:
+    def _run_uniform(self, clips: list[Clip], temperature: float = 0.0, best_of: int = 5,
+                     max_length: int | None = None) -> list[Decoded]:
         encoded = self.model.encode(self.features(clips))
         langs = [(c.language, 1.0) for c in clips]
         if any(c.language is None for c in clips):
@@ -219,7 +222,7 @@ class WhisperEngine:
                 tok = tokenizers[langs[i][0]]
                 previous = tok.encode(" " + clips[i].prompt.strip()) if clips[i].prompt else []
                 prompts.append(self.model.get_prompt(tok, previous, without_timestamps=True))
-            generated = self._generate(encoded, clips, prompts, temperature, best_of)
+            generated = self._generate(encoded, clips, prompts, temperature, best_of, max_length)
             for i in to_decode:
                 res = generated[i]
                 seq = [t for t in res.sequences_ids[0] if t < tokenizers[langs[i][0]].eot]
@@ -235,7 +238,7 @@ class WhisperEngine:
         return results
 
     def _generate(self, encoded, clips: list[Clip], prompts: list[list[int]], temperature: float = 0.0,
-                  best_of: int = 5) -> list:
+                  best_of: int = 5, max_length: int | None = None) -> list:
         """One generate call per prompt length (detected languages can still mix prompts). Above
         temperature 0: sampling from the whole distribution, `best_of` samples, the best first (as
         faster-whisper's fallback)."""
@@ -243,7 +246,8 @@ class WhisperEngine:
         for i, p in enumerate(prompts):
             by_len.setdefault(len(p), []).append(i)
         kwargs = dict(beam_size=self.beam_size, return_scores=True, return_no_speech_prob=True,
-                      max_length=self.model.max_length, suppress_blank=True, suppress_tokens=[-1])
+                      max_length=min(max_length or self.model.max_length, self.model.max_length),
+                      suppress_blank=True, suppress_tokens=[-1])
         if temperature > 0:
             kwargs.update(beam_size=1, num_hypotheses=best_of, sampling_topk=0, sampling_temperature=temperature)
         if len(by_len) == 1:

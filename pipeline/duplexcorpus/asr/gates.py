@@ -136,21 +136,34 @@ def failure(text: str, words: list[dict], no_speech_prob: float, avg_logprob: fl
     return None
 
 
+LOGPROB_STEPS = 1  # a result that only misses the log-probability bar gets this many sampled retries
+
+
 def next_attempt(previous: Attempt, reason: str | None, spans: int,
                  temperatures: tuple[float, ...] = TEMPERATURES) -> Attempt | None:
     """What to try after `previous` failed for `reason` on a unit of `spans` IPUs (None: accept, or
-    give up). Temperatures rise one step at a time within a scope; when they are spent (or the reason
-    does not depend on the temperature) a clip of several IPUs is split into one clip per IPU, each
-    starting again from beam search."""
+    give up). A packed clip that loops, compresses too well, echoes its prompt or says nothing where
+    the VAD is sure is cut into one clip per IPU first (beam search again): such a failure sits in one
+    IPU and the other IPUs decode well alone, at a fraction of a sampled decode of the whole clip.
+    A single IPU (or a clip of one) then climbs Whisper's temperatures one step at a time. A result
+    that only misses the log-probability bar (text, not a hallucination) gets `LOGPROB_STEPS`
+    sampled retries and is otherwise kept as it is. `no_speech` and `empty` do not depend on the
+    temperature (no_speech_prob comes before any sampling): only smaller pieces can change them."""
     if reason is None:
         return None
-    if reason not in NO_TEMPERATURE:
-        later = [t for t in temperatures if t > previous.temperature]
-        if later:
-            return Attempt(previous.scope, later[0])
-    if previous.scope == "clip" and spans > 1:
+    if previous.scope == "clip" and spans > 1 and reason != "low_logprob":
         return Attempt("ipu", 0.0)
-    return None
+    if reason in NO_TEMPERATURE:
+        return None
+    steps = temperatures[:LOGPROB_STEPS] if reason == "low_logprob" else temperatures
+    later = [t for t in steps if t > previous.temperature]
+    return Attempt(previous.scope, later[0]) if later else None
+
+
+def max_tokens(seconds: float) -> int:
+    """A retry's token budget for `seconds` of clip audio: fast speech is under 12 tokens a second
+    (Mandarin: a token or two per character), so a loop stops long before Whisper's 448."""
+    return int(min(448, 24 + 12 * seconds))
 
 
 HARD = ("repetition_loop", "prompt_echo", "compression_ratio", "no_speech", "empty")

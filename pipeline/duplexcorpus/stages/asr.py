@@ -202,8 +202,10 @@ class AsrStage(Stage):
         sources = [(str(item.path(DecrosstalkStage.ANALYSIS)), item.rec().duration) for item in items]
         audios, floors = clip_audios(plans, sources, self.cfg.pad, self.cfg.pack_gap)
         temperature = units[0].attempt.temperature if units else 0.0
+        # retries get a token budget by their length (a loop stops early); first passes Whisper's own
+        budget = gates.max_tokens(max(len(a) for a in audios) / 16_000) if units else None
         decoded = self.engine.run([Clip(a, p.language, p.prompt, p.text) for a, p in zip(audios, plans)],
-                                  temperature=temperature, best_of=gates.BEST_OF)
+                                  temperature=temperature, best_of=gates.BEST_OF, max_length=budget)
         th = gates.Thresholds.of(self.cfg)
         again: list[Unit] = []
         for k, (p, audio, floor, d) in enumerate(zip(plans, audios, floors, decoded)):
