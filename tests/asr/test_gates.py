@@ -109,6 +109,7 @@ def test_a_low_logprob_gets_one_sampled_retry_then_is_kept():
     assert next_attempt(FIRST, "low_logprob", spans=3) == Attempt("clip", 0.2)  # not cut into IPUs
     assert next_attempt(Attempt("clip", 0.2), "low_logprob", spans=3) is None
     assert next_attempt(Attempt("ipu", 0.2), "low_logprob", spans=1) is None
+    assert next_attempt(Attempt("ipu", 0.0), "low_logprob", spans=1) is None  # a piece of a failed clip
     # a loop that sampling brought is still cut into IPUs
     assert next_attempt(Attempt("clip", 0.2), "repetition_loop", spans=3) == Attempt("ipu", 0.0)
 

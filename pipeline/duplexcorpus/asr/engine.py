@@ -119,6 +119,9 @@ class Clip:
     language: str | None = None
     prompt: str | None = None
     text: str | None = None
+    # keep the encoder output here (CPU): a clip decoded again (temperature fallback) skips the encoder
+    keep_encoding: bool = False
+    encoding: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -167,6 +170,22 @@ class WhisperEngine:
             feats.append(log_mel_spectrogram(audio, n_mels=self.n_mels, padding=N_SAMPLES - len(audio)).numpy())
         return np.stack(feats)
 
+    def encode(self, clips: list[Clip]):
+        """The encoder output of these clips; clips that kept theirs (`keep_encoding`, CPU only) are not
+        encoded again: the same audio gives the same output."""
+        import ctranslate2
+
+        if self.device == "cpu" and all(c.encoding is not None for c in clips):
+            self._held = np.stack([c.encoding for c in clips])  # the view shares this memory: keep it alive
+            return ctranslate2.StorageView.from_array(self._held)
+        encoded = self.model.encode(self.features(clips))
+        if self.device == "cpu" and any(c.keep_encoding for c in clips):
+            arr = np.array(encoded)
+            for c, e in zip(clips, arr):
+                if c.keep_encoding:
+                    c.encoding = np.ascontiguousarray(e)
+        return encoded
+
     def detect_languages(self, encoded) -> list[tuple[str, float]]:
         out = []
         for ranking in self.model.model.detect_language(encoded):
@@ -207,7 +226,7 @@ class WhisperEngine:
 
     def _run_uniform(self, clips: list[Clip], temperature: float = 0.0, best_of: int = 5,
                      max_length: int | None = None) -> list[Decoded]:
-        encoded = self.model.encode(self.features(clips))
+        encoded = self.encode(clips)
         langs = [(c.language, 1.0) for c in clips]
         if any(c.language is None for c in clips):
             detected = self.detect_languages(encoded)
@@ -254,7 +273,7 @@ class WhisperEngine:
             return self.model.model.generate(encoded, prompts, **kwargs)
         out = [None] * len(clips)
         for idx in by_len.values():
-            sub = self.model.encode(self.features([clips[i] for i in idx]))
+            sub = self.encode([clips[i] for i in idx])
             for i, res in zip(idx, self.model.model.generate(sub, [prompts[i] for i in idx], **kwargs)):
                 out[i] = res
         return out
@@ -267,7 +286,7 @@ class WhisperEngine:
                 continue
             tok = tokenizers[lang]
             # align needs the encoder output of exactly these clips
-            sub = encoded if len(idx) == len(clips) else self.model.encode(self.features([clips[i] for i in idx]))
+            sub = encoded if len(idx) == len(clips) else self.encode([clips[i] for i in idx])
             frames = [max(1, min(3000, len(clips[i].audio) // 160)) for i in idx]
             aligned = self.model.model.align(sub, tok.sot_sequence, [tokens[i] for i in idx], frames)
             for i, res in zip(idx, aligned):

@@ -147,7 +147,7 @@ def next_attempt(previous: Attempt, reason: str | None, spans: int,
     IPU and the other IPUs decode well alone, at a fraction of a sampled decode of the whole clip.
     A single IPU (or a clip of one) then climbs Whisper's temperatures one step at a time. A result
     that only misses the log-probability bar (text, not a hallucination) gets `LOGPROB_STEPS`
-    sampled retries and is otherwise kept as it is. `no_speech` and `empty` do not depend on the
+    sampled retries as a planned clip, none as a piece of one, and is otherwise kept as it is. `no_speech` and `empty` do not depend on the
     temperature (no_speech_prob comes before any sampling): only smaller pieces can change them."""
     if reason is None:
         return None
@@ -155,6 +155,8 @@ def next_attempt(previous: Attempt, reason: str | None, spans: int,
         return Attempt("ipu", 0.0)
     if reason in NO_TEMPERATURE:
         return None
+    if reason == "low_logprob" and previous.scope == "ipu":
+        return None  # a piece cut from a failed clip: its text is kept (sampling never beat it on the samples)
     steps = temperatures[:LOGPROB_STEPS] if reason == "low_logprob" else temperatures
     later = [t for t in steps if t > previous.temperature]
     return Attempt(previous.scope, later[0]) if later else None

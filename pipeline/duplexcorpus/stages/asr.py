@@ -12,9 +12,17 @@
    of recognised; with `compare_transcripts` the clips are also recognised and the WER/CER between
    the two is recorded per utterance as a quality signal.
 4. **Gates** (`asr/gates.py`). A clip is dropped when Whisper says no speech (`no_speech_prob` high
-   and mean log-probability low), when its whole text is a known hallucination phrase, and a
-   repetition loop is cut after its first occurrence. Everything dropped is written to
-   `dropped.json` with its reason.
+   and mean log-probability low), when its whole text is a known hallucination phrase or reads the
+   prompt back, and a repetition loop is cut after its first occurrence. Everything dropped is
+   written to `dropped.json` with its reason.
+   **Re-decode before dropping** (`gates.failure`, `gates.next_attempt`): a clip that loops,
+   compresses above 2.4, echoes its prompt, misses log-probability -1.0, or says nothing / no speech
+   where the VAD is sure of the speech is decoded again, batched: a packed clip one IPU at a time
+   (beam search), then Whisper's temperatures 0.2 ... 1.0 (best of 5 samples, seeded, a token budget
+   by length); a low log-probability alone gets one sampled retry and is otherwise kept. A packed
+   clip's IPU the VAD is sure of that got no word is decoded alone too. Each clips.json entry lists
+   its retries (`failed`, `retries`, `missed_ipus`); a drop after retries lists them in dropped.json.
+   Every IPU without words says why (`attributes.no_words_reason`, `AsrStage.no_words_reason`).
 5. **Timing** (`asr/aligner.py`, `asr/timing.py`, `asr/ctc.py`). Words come from the CTC aligner
    where one is configured, else from cross-attention. Each word is kept inside its IPU, its start
    snapped forward to the first 8 ms frame above the channel's noise floor and its end back to the
@@ -82,6 +90,8 @@ class Unit:
     attempt: gates.Attempt
     vad_sure: bool
     tried: list[Tried] = field(default_factory=list)
+    clip: Clip | None = None  # its audio (and encoder output) from the first attempt, reused
+    floor: float = 0.0
 
 
 class AsrStage(Stage):
@@ -198,14 +208,23 @@ class AsrStage(Stage):
                   ) -> list[Unit]:
         """Decode one batch and keep what passes; return the units to decode again. `units`: the
         retries these plans are (all at one temperature), None: a first pass."""
-        items = [states[p.item].item for p in plans]
+        fresh = [k for k in range(len(plans)) if units is None or units[k].clip is None]
+        items = [states[plans[k].item].item for k in fresh]
         sources = [(str(item.path(DecrosstalkStage.ANALYSIS)), item.rec().duration) for item in items]
-        audios, floors = clip_audios(plans, sources, self.cfg.pad, self.cfg.pack_gap)
+        read = dict(zip(fresh, zip(*clip_audios([plans[k] for k in fresh], sources, self.cfg.pad, self.cfg.pack_gap))))
+        clips, floors = [], []
+        for k, p in enumerate(plans):
+            if k in read:  # a unit's audio and encoder output are kept for its later attempts
+                clips.append(Clip(read[k][0], p.language, p.prompt, p.text, keep_encoding=p.role == "asr"))
+                floors.append(read[k][1])
+            else:
+                clips.append(units[k].clip)
+                floors.append(units[k].floor)
+        audios = [c.audio for c in clips]
         temperature = units[0].attempt.temperature if units else 0.0
         # retries get a token budget by their length (a loop stops early); first passes Whisper's own
         budget = gates.max_tokens(max(len(a) for a in audios) / 16_000) if units else None
-        decoded = self.engine.run([Clip(a, p.language, p.prompt, p.text) for a, p in zip(audios, plans)],
-                                  temperature=temperature, best_of=gates.BEST_OF, max_length=budget)
+        decoded = self.engine.run(clips, temperature=temperature, best_of=gates.BEST_OF, max_length=budget)
         th = gates.Thresholds.of(self.cfg)
         again: list[Unit] = []
         for k, (p, audio, floor, d) in enumerate(zip(plans, audios, floors, decoded)):
@@ -230,6 +249,7 @@ class AsrStage(Stage):
             unit = units[k] if units is not None else Unit(p, entry, gates.FIRST, self.vad_sure(st, p.spans))
             reason = gates.failure(text, words, d.no_speech_prob, d.avg_logprob, th, unit.vad_sure, p.prompt)
             unit.tried.append(Tried(unit.attempt, d, audio, floor, text, words, reason))
+            unit.clip, unit.floor = clips[k], floor
             if units is not None:  # a retry: listed under its first pass
                 unit.entry.setdefault("retries", []).append(dict(
                     entry, scope=unit.attempt.scope, temperature=unit.attempt.temperature,
