@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "pipeline"))
 
+from duplexcorpus.realdata import kaldi_text  # noqa: E402
 from duplexcorpus.text import join_text, mandarin_cer  # noqa: E402
 
 REALDATA = ROOT.parent / "shared" / "realdata"
@@ -47,18 +48,9 @@ class Clip:
     set: str  # dev | report
 
 
-def _kaldi(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        key, _, text = line.strip().partition(" ")
-        if key:
-            out[key] = text.strip()
-    return out
-
-
 def dev_clips(root: Path = REALDATA) -> list[Clip]:
     folder = root / "zh_mixed_dev"
-    texts = _kaldi(folder / "text")
+    texts = kaldi_text(folder / "text")
     with open(folder / "SOURCES.tsv", encoding="utf-8") as f:
         kinds = {r["id"]: r["kind"] for r in csv.DictReader(f, delimiter="\t")}
     return [Clip(k, folder / f"{k}.wav", texts[k], kinds[k], "dev") for k in sorted(texts)]
@@ -67,11 +59,11 @@ def dev_clips(root: Path = REALDATA) -> list[Clip]:
 def report_clips(root: Path = REALDATA) -> list[Clip]:
     out = []
     for folder in sorted(root.glob("zh_read_*")):
-        for key, text in sorted(_kaldi(folder / "text").items()):
+        for key, text in sorted(kaldi_text(folder / "text").items()):
             out.append(Clip(f"{folder.name}-{key}", folder / f"{key}.wav", text, "read", "report"))
     silver = root / "zh_funasr_paraformer_examples_silver"
     if silver.exists():
-        for key, text in sorted(_kaldi(silver / "text.paraformer_asr_silver").items()):
+        for key, text in sorted(kaldi_text(silver / "text.paraformer_asr_silver").items()):
             # example_3 mixes an English sentence with Mandarin (README of ../shared/realdata)
             kind = "code-switch" if key == "example_3" else "spontaneous"
             out.append(Clip(f"paraformer-{key}", silver / f"{key}.wav", text, kind, "report"))

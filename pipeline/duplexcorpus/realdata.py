@@ -19,11 +19,12 @@ class RealItem:
     kind: str  # human | silver
 
 
-def _kaldi_text(path: Path) -> dict[str, str]:
+def kaldi_text(path: Path) -> dict[str, str]:
+    """A Kaldi `text` file: utterance key -> transcript."""
     out = {}
     for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            key, _, text = line.partition(" ")
+        key, _, text = line.strip().partition(" ")
+        if key:
             out[key] = text.strip()
     return out
 
@@ -41,7 +42,7 @@ def asr_items(root: Path) -> list[RealItem]:
     for folder, key, language, name in _KALDI_READ:
         if (root / folder).exists():
             items.append(RealItem(name, root / folder / f"{key}.wav", language,
-                                  _kaldi_text(root / folder / "text")[key], "human"))
+                                  kaldi_text(root / folder / "text")[key], "human"))
     pyannote = root / "en_tel_pyannote_sample"
     if pyannote.exists():
         lines = [line.split(maxsplit=5) for line in (pyannote / "sample.stm").read_text().splitlines() if line.strip()]
@@ -49,7 +50,7 @@ def asr_items(root: Path) -> list[RealItem]:
         items.append(RealItem("pyannote_telephone_call", pyannote / "sample.wav", "en", text, "human"))
     silver = root / "zh_funasr_paraformer_examples_silver"
     if silver.exists():
-        texts = _kaldi_text(silver / "text.paraformer_asr_silver")
+        texts = kaldi_text(silver / "text.paraformer_asr_silver")
         for key in sorted(texts):
             items.append(RealItem(f"funasr_paraformer_{key}", silver / f"{key}.wav", "zh", texts[key], "silver"))
     return items
