@@ -36,7 +36,7 @@ HALLUCINATIONS = {
            "silence", "thank you", "bye", "you"},
     "zh": {"请不吝点赞 订阅 转发 打赏支持明镜与点点栏目", "请不吝点赞订阅转发打赏支持明镜与点点栏目", "字幕由amara org社区提供",
            "谢谢观看", "感谢观看", "谢谢大家", "优优独播剧场 youku originals", "中文字幕", "字幕", "字幕by索兰娅",
-           "明镜与点点栏目", "点赞订阅转发打赏", "谢谢"},
+           "明镜与点点栏目", "点赞订阅转发打赏", "点赞订阅转发", "请点赞订阅转发", "谢谢"},
 }
 # phrases that are hallucinations only when the audio is weak evidence (short or low confidence)
 WEAK_ONLY = {"thank you", "bye", "you", "谢谢", "字幕"}

@@ -76,6 +76,19 @@ def test_gate_records_each_drop_with_its_reason(stage):
     assert st.dropped[-1]["ngram"] == "no"
 
 
+def test_segment_text_keeps_the_punctuation_written_after_each_unit(stage, tmp_path):
+    st = ItemState(None, tmp_path, [Segment("r", 0, "s0", 0.0, 2.0, 1.0)])
+    unit = dict(channel=0, score=0.9, language="zh", source="asr", interpolated=False)
+    st.words = [dict(unit, word="你", start=0.1, end=0.3), dict(unit, word="好", start=0.3, end=0.5, punct="，"),
+                dict(unit, word="Apple", start=0.6, end=0.9, language="en"),
+                dict(unit, word="Pay", start=0.9, end=1.2, language="en", punct="。")]
+    stage.write(st)
+    text = json.loads((tmp_path / AsrStage.SEGMENTS.file).read_text())[0]["attributes"]["text"]
+    assert text.startswith("你好，") and text.endswith("Pay。") and "Apple" in text
+    words = json.loads((tmp_path / AsrStage.WORDS.file).read_text())
+    assert [w["word"] for w in words] == ["你", "好", "Apple", "Pay"]  # punctuation never inside a word
+
+
 # ------------------------------------------------------------------------ end to end (slow)
 
 

@@ -57,11 +57,13 @@ class TextAligner:
         return words
 
     def place(self, p: ClipPlan, audio: np.ndarray, floor: float, language: str, words: list[dict],
-              source: str) -> list[dict]:
-        """Clip words -> Word records in recording time (`timing.recording_words`)."""
+              source: str, text: str | None = None) -> list[dict]:
+        """Clip words -> Word records in recording time (`timing.recording_words`). `text`: what the
+        words were read from (the decoded text; default the plan's given text), which tells a Latin
+        word the tokenizer cut into pieces from two words."""
         cfg = self.cfg
         return recording_words(p, audio, floor, language, words, source, pad=cfg.pad, gap=cfg.pack_gap,
-                               snap_floor_db=cfg.snap_floor_db, min_word=cfg.min_word)
+                               snap_floor_db=cfg.snap_floor_db, min_word=cfg.min_word, text=text)
 
     def align(self, requests: list[TextToAlign], source: str = "human") -> list[list[dict]]:
         """Word times for each request, in batches of `asr.batch_size` clips: recording time, inside

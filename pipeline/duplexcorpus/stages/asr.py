@@ -50,7 +50,7 @@ from duplexcorpus.stages.base import Output, Rejected, Resources, Stage, WorkIte
 from duplexcorpus.stages.decrosstalk import DecrosstalkStage
 from duplexcorpus.stages.diarize import DiarizeStage
 from duplexcorpus.storage import write_json
-from duplexcorpus.text import error_rate, join_text, to_simplified
+from duplexcorpus.text import error_rate, join_text, join_words, to_simplified
 from duplexcorpus.transcripts import TranscriptError, Utterance, find_transcript, read_transcript
 
 
@@ -96,7 +96,7 @@ class Unit:
 
 class AsrStage(Stage):
     name = "asr"
-    version = "10"
+    version = "11"
     config_section = "asr"
     reads = ("decrosstalk", "ipus", "diarize")  # the IPUs as diarize leaves them (split per speaker)
     SEGMENTS = Output("segments.json", read=load_segments, description="the IPUs with their text in attributes")
@@ -320,7 +320,8 @@ class AsrStage(Stage):
         n_dropped = len(st.dropped)
         words = self.gate(st, p, best.decoded, best.text, best.words,
                           unit.entry["retries"] if retried else None)
-        placed = self.aligner.place(p, best.audio, best.floor, best.decoded.language, words, source="asr")
+        placed = self.aligner.place(p, best.audio, best.floor, best.decoded.language, words, source="asr",
+                                    text=best.text)
         st.words += placed
         drop = st.dropped[-1]["reason"] if len(st.dropped) > n_dropped else None
         if drop is not None or not best.text.strip():
@@ -385,7 +386,7 @@ class AsrStage(Stage):
                 w["speaker_id"] = seg.speaker_id
             attrs = dict(seg.attributes)
             if self.cfg.enabled:
-                attrs["text"] = join_text([w["word"] for w in inside])
+                attrs["text"] = join_words(inside)  # punctuation back after its unit
                 attrs["words"] = len(inside)
                 if inside:
                     attrs["language"] = max({w["language"] for w in inside},
