@@ -25,7 +25,9 @@ import pandas as pd
 from duplexcorpus.config import InputConfig
 from duplexcorpus.records import safe_key
 
-SPEAKER_FIELDS = ("speaker_id", "gender", "age_group", "accent", "language")
+# `speakers`: how many people talk on that channel (a shared channel: a mono call, a meeting on one
+# device); its `speaker_id` may then name them, `;`-separated, in the order they first speak
+SPEAKER_FIELDS = ("speaker_id", "gender", "age_group", "accent", "language", "speakers")
 RECORDING_FIELDS = ("language", "scenario", "environment", "device")
 
 
@@ -182,6 +184,10 @@ def _check_metadata_rows(path: Path, frame: pd.DataFrame, bad: list) -> Metadata
         if channel is not None and not str(channel).strip().isdigit():
             bad.append((where, rid, f"channel {channel!r} is not a channel number (0, 1, ...)"))
             continue
+        count = _clean(row["speakers"]) if "speakers" in frame.columns else None
+        if count is not None and not (str(count).strip().isdigit() and int(count) >= 1):
+            bad.append((where, rid, f"speakers {count!r} is not a speaker count (1, 2, ...)"))
+            continue
         key = (rid, int(channel) if channel is not None else 0)
         if key in seen:
             bad.append((where, rid, f"recording {rid!r} channel {key[1]} is already described on {seen[key]}"))
@@ -189,6 +195,8 @@ def _check_metadata_rows(path: Path, frame: pd.DataFrame, bad: list) -> Metadata
         seen[key] = where
         good.append(idx)
     return Metadata(path, frame.loc[good].reset_index(drop=True), bad)
+
+
 def _attach_metadata(rid: str, meta: Metadata | None, base: dict[int, dict]) -> tuple[dict[int, dict], dict]:
     speakers = {ch: dict(v) for ch, v in base.items()}
     rec: dict[str, Any] = {}

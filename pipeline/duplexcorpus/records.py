@@ -37,6 +37,14 @@ class ChannelInfo:
     drift_ppm: float = 0.0  # > 0: its clock ran fast
     sync_confidence: float | None = None  # None: nothing to sync (one file)
     sync_method: str | None = None  # reference | gcc-phat-two-way | gcc-phat-one-way | none (not synced)
+    # people talking on this channel, from metadata (None: not given; a one-channel recording is then
+    # diarized, a channel of a multi-channel one taken to carry one speaker)
+    speakers: int | None = None
+
+    def speaker_names(self) -> list[str]:
+        """The speaker ids metadata gives a shared channel (`A;B`: in the order they first speak);
+        one name for a one-speaker channel."""
+        return [n.strip() for n in self.speaker_id.split(";") if n.strip()]
 
 
 @dataclass(frozen=True)

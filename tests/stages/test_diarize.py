@@ -12,14 +12,32 @@ import soundfile as sf
 from duplexcorpus.config import Workflow
 from duplexcorpus.records import ChannelInfo, Recording, Segment, load_segments, record_dicts
 from duplexcorpus.stages.base import WorkItem
-from duplexcorpus.stages.diarize import DiarizeStage, channels_to_diarize, label_ipu, relabel
+from duplexcorpus.stages.diarize import (DiarizeStage, channels_to_diarize, label_ipu, relabel, speaker_bounds,
+                                        speaker_names)
 from duplexcorpus.storage import write_json
 from tests.conftest import realdata
 
 
-def test_only_one_channel_recordings_are_diarized():
-    assert channels_to_diarize(1) == [0]
-    assert channels_to_diarize(2) == []
+def _rec(*channels: ChannelInfo) -> Recording:
+    return Recording("r", ("/nowhere.wav",), ("x",), "x", "WAV", 16000, len(channels), 10.0, channels,
+                     None, None, None, None)
+
+
+def test_shared_channels_are_diarized_one_speaker_channels_left_alone():
+    ch = lambda c, **kw: ChannelInfo(c, kw.pop("speaker_id", f"r_ch{c}"), "/nowhere.wav", c, **kw)  # noqa: E731
+    assert channels_to_diarize(_rec(ch(0))) == [0]  # mono, count unknown
+    assert channels_to_diarize(_rec(ch(0), ch(1))) == []  # one per channel
+    assert channels_to_diarize(_rec(ch(0, speakers=1))) == []  # metadata: a mono monologue
+    assert channels_to_diarize(_rec(ch(0), ch(1, speakers=3))) == [1]  # a meeting phone on channel 1
+    assert speaker_bounds(3, 0, 0) == (3, 3) and speaker_bounds(None, 2, 5) == (2, 5)
+    assert speaker_bounds(None, 0, 0) == (None, None)
+
+
+def test_declared_names_go_to_speakers_in_order_of_first_speech():
+    info = ChannelInfo(0, "alice; bob", "/nowhere.wav", 0, speakers=2)
+    assert info.speaker_names() == ["alice", "bob"]
+    names = speaker_names("r", 0, [2, 0, 1], info.speaker_names())
+    assert names == {2: "alice", 0: "bob", 1: "r_ch0_spk1"}  # a third, undeclared voice keeps a label
 
 
 def test_an_ipu_splits_where_the_speaker_changes_and_short_pieces_merge():

@@ -170,8 +170,20 @@ def test_identical_channels_are_processed_as_mono_and_flagged(tmp_path):
     rec = _validate(tmp_path)
     (flag,) = _flags(rec, "identical_channels")
     assert "dup.flac channel 1 is a sample-exact copy of channel 0" in flag and "'alice_copy'" in flag
-    assert rec.num_channels == 1 and [c.speaker_id for c in rec.channels] == ["alice"]
+    # both people are on the one channel now: it carries two named speakers (diarize splits them)
+    assert rec.num_channels == 1 and rec.channels[0].speaker_names() == ["alice", "alice_copy"]
+    assert rec.channels[0].speakers == 2
     assert not _flags(rec, "metadata_extra_channel")
+
+
+def test_metadata_declares_how_many_speakers_share_a_channel(tmp_path):
+    sf.write(tmp_path / "meet.flac", _talk(channels=1), SR)
+    (tmp_path / "metadata.csv").write_text("recording_id,channel,speaker_id,speakers\nmeet,0,,3\n")
+    assert _validate(tmp_path).channels[0].speakers == 3
+    (tmp_path / "metadata.csv").write_text("recording_id,channel,speaker_id,speakers\nmeet,0,,three\n")
+    found = discover(tmp_path, Workflow().input)
+    assert not found.inputs and [(code, "'three' is not a speaker count" in why) for _, code, why in found.problems] \
+        == [("metadata", True)]
 
 
 def test_phase_inverted_copy_is_processed_as_one_channel_and_flagged(tmp_path):

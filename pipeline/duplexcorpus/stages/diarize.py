@@ -1,9 +1,11 @@
 """Diarization: who speaks when on a channel that carries more than one speaker.
 
-Which channels: every channel of a one-channel recording (a mono file, or a stereo file whose two
-channels were identical and were collapsed to one by ingest). The metadata has no per-channel
-speaker count yet, so a channel of a multi-channel recording is taken to carry one speaker and is
-left alone. A recording with nothing to diarize (or `enabled: false`) passes through: its IPU
+Which channels: a channel the metadata says carries several speakers (`speakers` > 1 in metadata.csv
+or the manifest), and the channel of a one-channel recording (a mono file, or a stereo file whose
+two channels were identical and were collapsed to one by ingest) unless metadata says it carries
+one. Any other channel of a multi-channel recording is taken to carry one speaker and is left alone.
+A declared count bounds the speaker count (min = max = count); else `min_speakers`/`max_speakers`.
+A recording with nothing to diarize (or `enabled: false`) passes through: its IPU
 segments are written unchanged, so downstream reads one output either way.
 
 On a diarized channel (diarize/pipeline.py: pyannote.audio 4's SpeakerDiarization, by default with
@@ -12,9 +14,10 @@ the embedded segmentation-3.0 + CAM++ models):
 2. each IPU takes, frame by frame (10 ms), the speaker active there (where several are, the one
    already speaking keeps it; where none is, the nearest); it is split where the speaker changes,
    pieces shorter than `min_piece` joining a neighbour;
-3. pieces carry recording-local speakers `<recording>_ch<N>_spk<K>` (K in order of first speech);
-   when only one speaker is found the channel keeps its own speaker id (nothing changes but the
-   attributes). Overlapped speech inside a piece (another diarized speaker active at the same time)
+3. pieces carry recording-local speakers `<recording>_ch<N>_spk<K>` (K in order of first speech),
+   or the names metadata gives the channel (`speaker_id` `A;B`, in the order they first speak;
+   `speaker_source` in the attributes says which); when only one speaker is found the channel keeps
+   its own speaker id (nothing changes but the attributes). Overlapped speech inside a piece (another diarized speaker active at the same time)
    is listed in `attributes.overlap` as [start, end, speaker].
 The raw diarization is kept in `turns.rttm` and `diarization.json`.
 """
@@ -27,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from duplexcorpus.records import Segment, load_segments, record_dicts
+from duplexcorpus.records import Recording, Segment, load_segments, record_dicts
 from duplexcorpus.stages.base import Output, Resources, Stage, WorkItem
 from duplexcorpus.stages.decrosstalk import DecrosstalkStage
 from duplexcorpus.stages.ipus import IpuStage, runs
@@ -36,9 +39,25 @@ from duplexcorpus.storage import write_json
 HOP = 0.01  # s, the grid on which IPUs are labelled
 
 
-def channels_to_diarize(num_channels: int) -> list[int]:
-    """The rule (see the module docstring): a one-channel recording's channel; none otherwise."""
-    return [0] if num_channels == 1 else []
+def channels_to_diarize(rec: Recording) -> list[int]:
+    """The rule (see the module docstring): channels declared shared, and a one-channel recording's
+    channel unless declared to carry one speaker."""
+    default = 2 if rec.num_channels == 1 else 1
+    return [c.channel for c in rec.channels if (c.speakers or default) > 1]
+
+
+def speaker_bounds(declared: int | None, min_speakers: int, max_speakers: int) -> tuple[int | None, int | None]:
+    """(min, max) speakers for the diarizer: the declared count when metadata gives one."""
+    if declared and declared > 1:
+        return declared, declared
+    return min_speakers or None, max_speakers or None
+
+
+def speaker_names(recording_id: str, channel: int, found: list[int], declared: list[str]) -> dict[int, str]:
+    """Diarized cluster -> speaker id. `found` in order of first speech; the first clusters take the
+    declared names (metadata's `A;B`), the rest recording-local labels."""
+    return {k: declared[i] if i < len(declared) else f"{recording_id}_ch{channel}_spk{k}"
+            for i, k in enumerate(found)}
 
 
 def label_ipu(start: float, end: float, turns: list[tuple[float, float, int]], min_piece: float) -> list[tuple[float, float, int]]:
@@ -167,7 +186,7 @@ class DiarizeStage(Stage):
         rec = item.rec()
         segments = item.read(IpuStage.SEGMENTS)
         cfg = self.cfg
-        todo = channels_to_diarize(rec.num_channels) if cfg.enabled else []
+        todo = channels_to_diarize(rec) if cfg.enabled else []
         todo = [c for c in todo if any(s.channel == c for s in segments)]
         report: dict = {"channels": todo, "model": cfg.model if todo else None, "per_channel": {}}
         if not todo:  # pass through, byte for byte
@@ -179,16 +198,19 @@ class DiarizeStage(Stage):
         for c in todo:
             wave, rate = sf.read(str(item.path(DecrosstalkStage.ANALYSIS)), dtype="float32", always_2d=True)
             assert rate == 16000, rate
-            raw = self._load().diarize(wave[:, c], cfg.min_speakers or None, cfg.max_speakers or None)
+            info = rec.channels[c]
+            raw = self._load().diarize(wave[:, c], *speaker_bounds(info.speakers, cfg.min_speakers, cfg.max_speakers))
             turns = [(t.start, t.end, int(t.speaker)) for t in raw]
-            found = sorted({s for _, _, s in turns})
-            names = {k: f"{rec.recording_id}_ch{c}_spk{k}" for k in found} if len(found) > 1 \
+            found = sorted({s for _, _, s in turns}, key=lambda k: min(a for a, _, s in turns if s == k))
+            declared = info.speaker_names() if len(info.speaker_names()) > 1 else []
+            names = speaker_names(rec.recording_id, c, found, declared) if len(found) > 1 \
                 else {k: rec.speaker(c) for k in found}
             segments = relabel(segments, c, turns, names, cfg.min_piece)
             rttm += [f"SPEAKER {rec.recording_id} {c + 1} {a:.3f} {b - a:.3f} <NA> <NA> {names[k]} <NA> <NA>\n"
                      for a, b, k in turns]
             report["per_channel"][str(c)] = {
                 "speakers": [names[k] for k in found],
+                "declared_speakers": info.speakers, "names_from": "metadata" if declared else "diarization",
                 "turns": [[a, b, names[k]] for a, b, k in turns],
                 "overlap_s": round(sum(len(s.attributes.get("overlap", [])) and
                                        sum(o[1] - o[0] for o in s.attributes["overlap"]) for s in segments

@@ -97,7 +97,8 @@ class IngestStage(Stage):
             channels.append(ChannelInfo(
                 channel=ch, speaker_id=meta.get("speaker_id") or f"{inp['recording_id']}_ch{ch}",
                 source_path=path, source_channel=src_ch, gender=meta.get("gender"),
-                age_group=meta.get("age_group"), accent=meta.get("accent"), language=meta.get("language")))
+                age_group=meta.get("age_group"), accent=meta.get("accent"), language=meta.get("language"),
+                speakers=int(meta["speakers"]) if meta.get("speakers") else None))
         meta = inp["meta"]
         return Recording(
             recording_id=inp["recording_id"], source_paths=tuple(p.path for p in probes),
@@ -214,7 +215,11 @@ def _merge_copies(sources, analyses, silent, inp, warnings):
             spk = speakers.get(j, {}).get("speaker_id")
             warnings.append(f"{code}: {_name(path_j)} channel {ch_j} is {what} of channel {ch_i} "
                             f"(residual {residual:.1f} dB; limit {COPY_DB:.0f} dB): processed as one channel"
-                            + (f"; metadata speaker {spk!r} of channel {j} dropped with it" if spk else ""))
+                            + (f"; metadata speaker {spk!r} of channel {j} shares it" if spk else ""))
+            if spk:  # both people are on the one channel now: it is diarized, and they keep their names
+                kept = speakers.setdefault(i, {})
+                kept["speaker_id"] = f"{kept.get('speaker_id') or inp['recording_id'] + f'_ch{i}'};{spk}"
+                kept["speakers"] = str(int(kept.get("speakers") or 1) + int(speakers[j].get("speakers") or 1))
             dropped[j] = i
     if not dropped:
         return sources, speakers
