@@ -44,9 +44,11 @@ def pack_shards(root: Path, items: list[WorkItem], splits: dict[str, str], per_s
                             "labels.npy": (base / window_file(SamplesStage.LABELS, k)).read_bytes(),
                             "json": json.dumps(sample, ensure_ascii=False, sort_keys=True).encode(),
                         }
-                        text = base / window_file(SamplesStage.TEXT, k)
-                        if text.exists():
-                            record["text.npy"] = text.read_bytes()
+                        for member, output in (("text.npy", SamplesStage.TEXT),
+                                               ("speakers.npy", SamplesStage.SPEAKER_LABELS)):
+                            path = base / window_file(output, k)
+                            if path.exists():
+                                record[member] = path.read_bytes()
                         sink.write(record)
                         members.append({"key": key, "duration": round(sample["window"]["end"] - sample["window"]["start"], 3)})
             written.append(name)

@@ -47,3 +47,30 @@ def test_text_frames_point_at_the_word_under_each_frame():
 def test_window_files_follow_the_declared_patterns():
     assert window_file(SamplesStage.AUDIO, 3) == "w0003.flac"
     assert SamplesStage.LABELS.matches(window_file(SamplesStage.LABELS, 12))
+
+
+def test_speakers_sharing_a_channel_get_the_labels_they_would_have_on_their_own_channels():
+    """A mono call's per-speaker rows equal the channel rows of the same talk on two channels."""
+    import random
+
+    from duplexcorpus.config import EventsConfig
+    from duplexcorpus.stages.samples import shared_channel_speakers, speaker_frame_labels
+    from duplexcorpus.turntaking import detect_events
+
+    r = random.Random(5)
+    for case in range(50):
+        separate, t = [], 0.0
+        for _ in range(12):
+            t += r.uniform(-0.8, 1.5)  # negative: overlapped
+            ch = r.randrange(2)
+            separate.append(seg(ch, max(0.0, t), max(0.0, t) + r.choice([0.3, 0.8, 2.5])))
+        shared = [Segment("r", 0, s.speaker_id, s.start, s.end, s.confidence) for s in separate]
+        end = max(s.end for s in separate) + 1.0
+        two = frame_labels(2, 0.0, end, separate, detect_events(separate, EventsConfig()), rate=12.5)
+        speakers = shared_channel_speakers(shared)
+        assert {c for _, c in speakers} == {0} and len(speakers) == len({s.speaker_id for s in shared})
+        rows = speaker_frame_labels([s for s, _ in speakers], 0.0, end, shared,
+                                    detect_events(shared, EventsConfig()), rate=12.5)
+        order = [int(s[-1]) for s, _ in speakers]  # spk0 / spk1 in first-speech order
+        assert np.array_equal(rows, two[order]), f"case {case}"
+    assert shared_channel_speakers(separate) == []  # one speaker per channel: no speaker rows

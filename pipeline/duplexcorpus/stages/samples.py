@@ -6,6 +6,7 @@ packed, because it depends on the whole corpus (speaker-disjoint).
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -78,6 +79,35 @@ def frame_labels(channels: int, start: float, end: float, segments: list[Segment
     return out
 
 
+def shared_channel_speakers(segments: list[Segment]) -> list[tuple[str, int]]:
+    """(speaker_id, channel) of every speaker, in channel then first-speech order, when some channel
+    carries more than one (a diarized mono call); [] when each channel is one speaker."""
+    first: dict[tuple[int, str], float] = {}
+    for seg in segments:
+        key = (seg.channel, seg.speaker_id)
+        first[key] = min(first.get(key, seg.start), seg.start)
+    if len({c for c, _ in first}) == len(first):
+        return []
+    return [(spk, c) for c, spk in sorted(first, key=lambda k: (k[0], first[k]))]
+
+
+def speaker_frame_labels(speakers: list[str], start: float, end: float, segments: list[Segment],
+                         events: list[Event], rate: float) -> np.ndarray:
+    """uint8 [speakers, len(LABELS), frames]: `frame_labels` with one row per speaker instead of per
+    channel (what a duplex model needs where speakers share a channel). An overlap marks the speakers
+    talking inside it."""
+    row = {spk: k for k, spk in enumerate(speakers)}
+    segs = [dataclasses.replace(s, channel=row[s.speaker_id]) for s in segments if s.speaker_id in row]
+    evs = []
+    for ev in events:
+        if ev.type == "overlap":
+            talking = sorted({s.channel for s in segs if s.start < ev.end and s.end > ev.start})
+            evs.append(dataclasses.replace(ev, attributes=dict(ev.attributes, channels=talking)))
+        elif ev.speaker_id in row:
+            evs.append(dataclasses.replace(ev, channel=row[ev.speaker_id]))
+    return frame_labels(len(speakers), start, end, segs, evs, rate)
+
+
 def text_frames(channels: int, duration: float, words: list[dict], rate: float) -> np.ndarray:
     """int32 [channels, frames]: k > 0 where the frame centre lies in words[k-1] (window-relative
     times), 0 elsewhere — the word stream a duplex model's text channel is trained on."""
@@ -109,13 +139,15 @@ def _relative(rows: list[dict], start: float, end: float) -> list[dict]:
 
 class SamplesStage(Stage):
     name = "samples"
-    version = "2"
+    version = "3"
     config_section = "shard"
     reads = ("tracks", "ipus", "asr", "events")
     WINDOWS = Output("windows.json", read=lambda p: json.loads(p.read_text()), description="sample keys and window spans")
     AUDIO = Output(f"w{WINDOW}.flac", description="a window's audio, all channels")
     LABELS = Output(f"w{WINDOW}.labels.npy", description="uint8 [channels, labels, frames]")
     TEXT = Output(f"w{WINDOW}.text.npy", optional=True, description="int32 [channels, frames] word index")
+    SPEAKER_LABELS = Output(f"w{WINDOW}.speakers.npy", optional=True,
+                            description="uint8 [speakers, labels, frames], when speakers share a channel")
     SAMPLE = Output(f"w{WINDOW}.json", description="the sample JSON (schemas/v1/sample.schema.json)")
 
     def cache_key(self, item: WorkItem) -> str:
@@ -133,6 +165,7 @@ class SamplesStage(Stage):
         seg_rows = segment_rows(segments)
         ev_rows = event_rows(events)
         names = []
+        shared = shared_channel_speakers(segments)
         for k, (start, end) in enumerate(windows):
             key = f"{rec.recording_id}_w{k:04d}"
             audio, sr = read_window(str(item.path(TracksStage.AUDIO)), start, end)
@@ -163,11 +196,17 @@ class SamplesStage(Stage):
                 "segments": [{k_: v for k_, v in r.items() if k_ not in ("recording_id", "attributes", "crosstalk_suppressed")}
                              for r in _relative(seg_rows, start, end)],
                 "words": window_words,
-                # the sample names speakers through `channels`; events keep their channel here
-                "events": [{k_: v for k_, v in r.items() if k_ not in ("recording_id", "speaker_id")}
+                "events": [{k_: v for k_, v in r.items() if k_ != "recording_id"}
                            for r in _relative(ev_rows, start, end)],
                 "frame_labels": {"frame_rate": self.cfg.frame_rate, "names": list(LABELS), "shape": list(labels.shape)},
             }
+            if shared:  # speakers share a channel: who is who, and their labels row by row
+                rows = speaker_frame_labels([spk for spk, _ in shared], start, end, segments, events,
+                                            self.cfg.frame_rate)
+                np.save(out_dir / window_file(self.SPEAKER_LABELS, k), rows)
+                sample["speakers"] = [dict(speaker_id=spk, channel=c) for spk, c in shared]
+                sample["speaker_frame_labels"] = {"frame_rate": self.cfg.frame_rate, "names": list(LABELS),
+                                                  "shape": list(rows.shape)}
             if self.cfg.text_frames:
                 sample["text_frames"] = {"frame_rate": self.cfg.frame_rate, "shape": list(text.shape)}
             write_json(out_dir / window_file(self.SAMPLE, k), sample)
