@@ -134,6 +134,13 @@ class AsrConfig:
     compute_type: str = "auto"  # auto: int8 on cpu, float16 on cuda
     threads: int = execution(1)  # CTranslate2 threads per worker
     beam_size: int = 5
+    # English inside Mandarin (asr/codeswitch.py): low-probability runs of characters heard again,
+    # kept as English when Whisper identifies English there and its words' mean probability is at
+    # least `codeswitch_min_english`; edge words under `codeswitch_edge_floor` left out
+    codeswitch: bool = True
+    codeswitch_min_english: float = 0.6
+    codeswitch_edge_floor: float = 0.3
+    mel_padding: str = "audio"  # how a clip under 30 s is padded: audio (openai/whisperx) | log_mel (faster-whisper)
     batch_size: int = execution(8)  # clips (from any channel of any recording) per model call
     languages: tuple[str, ...] = ("en", "zh")  # what language detection may choose from
     language: str | None = None  # force one; None: channel/recording metadata, else detect per clip

@@ -108,7 +108,7 @@ def load_engine(cfg) -> WhisperEngine:
 
     device = resolve_device(cfg.device)
     compute = cfg.compute_type if cfg.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
-    return WhisperEngine(cfg.model, device, compute, cfg.threads, cfg.languages, cfg.beam_size)
+    return WhisperEngine(cfg.model, device, compute, cfg.threads, cfg.languages, cfg.beam_size, cfg.mel_padding)
 
 
 @dataclass
@@ -144,7 +144,7 @@ class Decoded:
 
 class WhisperEngine:
     def __init__(self, model: str, device: str = "cpu", compute_type: str = "int8", threads: int = 1,
-                 languages: tuple[str, ...] = ("en", "zh"), beam_size: int = 5):
+                 languages: tuple[str, ...] = ("en", "zh"), beam_size: int = 5, mel_padding: str = "audio"):
         from whisperx.asr import WhisperModel  # whisperx's batched faster-whisper model class
 
         self.model = WhisperModel(resolve_whisper(model), device=device, compute_type=compute_type,
@@ -153,6 +153,9 @@ class WhisperEngine:
         self.languages = tuple(languages)
         self.beam_size = beam_size
         self.n_mels = self.model.feat_kwargs.get("feature_size", 80)
+        if mel_padding not in ("audio", "log_mel"):
+            raise ValueError(f"asr.mel_padding must be audio or log_mel, not {mel_padding!r}")
+        self.mel_padding = mel_padding
 
     # -- pieces --------------------------------------------------------------------------------
     def tokenizer(self, language: str):
@@ -162,13 +165,29 @@ class WhisperEngine:
                          language=language)
 
     def features(self, clips: list[Clip]) -> np.ndarray:
+        """Log-mel features of 30 s per clip. A clip is shorter: `mel_padding` says how the rest is
+        filled. `audio`: zeros appended to the audio, then the log-mel of it all (openai-whisper,
+        whisperx: the padding sits at the clip's floor, max - 8); `log_mel`: the log-mel of the clip
+        alone, then zeros appended to the features (faster-whisper's transcribe)."""
         from whisperx.audio import N_SAMPLES, log_mel_spectrogram
 
         feats = []
         for clip in clips:
             audio = clip.audio[:N_SAMPLES].astype(np.float32)
-            feats.append(log_mel_spectrogram(audio, n_mels=self.n_mels, padding=N_SAMPLES - len(audio)).numpy())
+            if self.mel_padding == "log_mel":
+                from faster_whisper.audio import pad_or_trim
+
+                feats.append(pad_or_trim(self._extractor()(audio)))
+            else:
+                feats.append(log_mel_spectrogram(audio, n_mels=self.n_mels, padding=N_SAMPLES - len(audio)).numpy())
         return np.stack(feats)
+
+    def _extractor(self):
+        if getattr(self, "_fe", None) is None:
+            from faster_whisper.feature_extractor import FeatureExtractor
+
+            self._fe = FeatureExtractor(feature_size=self.n_mels)
+        return self._fe
 
     def encode(self, clips: list[Clip]):
         """The encoder output of these clips; clips that kept theirs (`keep_encoding`, CPU only) are not

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from duplexcorpus.asr import gates
+from duplexcorpus.asr import codeswitch, gates
 from duplexcorpus.asr.aligner import TextAligner
 from duplexcorpus.asr.engine import Clip
 from duplexcorpus.asr.plan import (CLIP_SECONDS, ClipPlan, batch_order, channel_clips, clip_audios, per_ipu,
@@ -96,7 +96,7 @@ class Unit:
 
 class AsrStage(Stage):
     name = "asr"
-    version = "11"
+    version = "12"
     config_section = "asr"
     reads = ("decrosstalk", "ipus", "diarize")  # the IPUs as diarize leaves them (split per speaker)
     SEGMENTS = Output("segments.json", read=load_segments, description="the IPUs with their text in attributes")
@@ -157,6 +157,7 @@ class AsrStage(Stage):
                 for p in live:
                     states[p.item].error = err
         self.redecode(retry, states)
+        self.english_inside_mandarin(states)
         errors: list[BaseException | None] = []
         for st in states:
             if st.error is None:
@@ -296,6 +297,50 @@ class AsrStage(Stage):
                     except Exception as err:  # noqa: BLE001 - the recordings of a failed batch say why
                         for u in batch:
                             states[u.plan.item].error = err
+
+    def english_inside_mandarin(self, states: list[ItemState]) -> None:
+        """Code-switching (asr/codeswitch.py): low-probability runs of Mandarin characters are heard
+        again with the language left open; a run Whisper identifies as English and writes
+        confidently in English is replaced by those English words. Every run tried is listed in
+        clips.json (`role` codeswitch, `accepted`)."""
+        cfg = self.cfg
+        if not cfg.codeswitch or "en" not in cfg.languages:
+            return
+        todo: list[tuple[ClipPlan, codeswitch.Run]] = []
+        for k, st in enumerate(states):
+            if st.error is None and not st.utterances:
+                ipus = [(s.channel, s.start, s.end) for s in st.segments]
+                todo += [(ClipPlan(k, r.channel, r.start, r.end, [(r.start, r.end)], None, None, role="codeswitch"), r)
+                         for r in codeswitch.suspect_runs(st.words, ipus)]
+        replaced: dict[int, set[int]] = {}
+        for i in range(0, len(todo), cfg.batch_size):
+            batch = todo[i: i + cfg.batch_size]
+            plans = [p for p, _ in batch]
+            sources = [(str(states[p.item].item.path(DecrosstalkStage.ANALYSIS)), states[p.item].item.rec().duration)
+                       for p in plans]
+            try:
+                audios, floors = clip_audios(plans, sources, cfg.pad, cfg.pack_gap)
+                decoded = self.engine.run([Clip(a, None, None) for a in audios])
+            except Exception as err:  # noqa: BLE001 - the recordings of a failed batch say why
+                for p in plans:
+                    states[p.item].error = err
+                continue
+            for (p, run), audio, floor, d in zip(batch, audios, floors, decoded):
+                st = states[p.item]
+                words = self.aligner.clip_words(d, audio, d.text)
+                keep = codeswitch.english_words(d.language, d.text, words, cfg.codeswitch_min_english,
+                                                cfg.codeswitch_edge_floor)
+                st.clips.append(dict(channel=p.channel, start=p.start, end=p.end, role="codeswitch",
+                                     language=d.language, language_probability=round(d.language_probability, 3),
+                                     avg_logprob=round(d.avg_logprob, 3), text=d.text, accepted=keep is not None,
+                                     replaces="".join(st.words[r]["word"] for r in run.rows)))
+                if keep is not None:
+                    # placed as the Mandarin channel's words: Latin rows with language en, the
+                    # punctuation apart (the character contract, asr/units.py)
+                    st.words += self.aligner.place(p, audio, floor, "zh", keep, source="asr", text=d.text)
+                    replaced.setdefault(p.item, set()).update(run.rows)
+        for k, rows in replaced.items():
+            states[k].words = [w for i, w in enumerate(states[k].words) if i not in rows]
 
     def vad_sure(self, st: ItemState, spans: list[tuple[float, float]]) -> bool:
         """Is the VAD sure these spans are speech (their IPUs' confidence, weighted by length)?"""
