@@ -36,16 +36,29 @@ def standins(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def scorer():
+    """One Whisper engine (the embedded base, the default `asr.score_model`) for every stage here:
+    loading it is most of these tests' time on a shared 2-core machine."""
+    from duplexcorpus.asr.engine import WhisperEngine
+
+    return WhisperEngine(EMBEDDED_WHISPER)
+
+
+FIRST_SECONDS = 15.0  # the IPUs of the first 15 s: enough clips, a fraction of the scoring time
+
+
+@pytest.fixture(scope="module")
 def zh_chat(tmp_path_factory):
     """zh_weekend_chat from data_samples as the ASR stage reads it: its 16 kHz analysis track (the
-    decrosstalk output) and its IPUs (the truth's, standing in for the diarize output)."""
+    decrosstalk output) and its IPUs of the first FIRST_SECONDS (the truth's, standing in for the
+    diarize output)."""
     folder = tmp_path_factory.mktemp("zh_chat")
     audio, sr = sf.read(SAMPLES / "audio" / "zh_weekend_chat.flac", dtype="float32", always_2d=True)
     analysis = soxr.resample(audio, sr, RATE).astype(np.float32)
     (folder / "decrosstalk").mkdir()
     sf.write(folder / "decrosstalk" / "analysis.flac", analysis, RATE, subtype="PCM_24")
     truth = pd.read_parquet(SAMPLES / "truth" / "segments.parquet")
-    truth = truth[truth.recording_id == "zh_weekend_chat"]
+    truth = truth[(truth.recording_id == "zh_weekend_chat") & (truth.end <= FIRST_SECONDS)]
     segments = [dict(recording_id="r", channel=int(s.channel), speaker_id=s.speaker_id, start=float(s.start),
                      end=float(s.end), confidence=1.0) for s in truth.itertuples()]
     (folder / "diarize").mkdir()
@@ -124,22 +137,33 @@ def test_the_runtime_decodes_a_batch_with_times_inside_each_clip(standins, zh_ch
     assert len(decoded) == 4
     for clip, d in zip(clips, decoded):
         seconds = len(clip.audio) / RATE
-        # the stand-ins write one token per TOKEN_FRAMES LFR frames (60 ms each)
-        assert len(d.words) >= int(seconds / (0.06 * TOKEN_FRAMES)) - 2
+        # the stand-ins write a token every TOKEN_FRAMES LFR frames (60 ms each); Latin pieces join
+        tokens = int(seconds / (0.06 * TOKEN_FRAMES))
+        assert 1 <= len(d.words) <= tokens + 1
         starts = [w.start for w in d.words]
         assert starts == sorted(starts) and all(0 <= w.start <= w.end <= seconds + 1e-6 for w in d.words)
         assert d.language == "zh" and d.text
         # the probability is the Whisper scorer's (none: 0.0); no scorer here
         assert all(w.probability == 0.0 for w in d.words)
+    # greedy decoding: a "sampled" retry is the same result, handed back without decoding again
+    engine.recognizer = None  # any new decode would fail now
+    again = engine.run(clips, temperature=0.4)
+    assert [(d.text, d.words) for d in again] == [(d.text, d.words) for d in decoded]
+    assert all(a.words[0] is not d.words[0] for a, d in zip(again, decoded))  # copies: callers may edit
 
 
 # --------------------------------------------------------------------- through the ASR stage
 @pytest.mark.parametrize("kind", sorted(STANDINS))
-def test_the_stage_writes_contract_rows_from_each_engine(standins, zh_chat, tmp_path, kind):
+def test_the_stage_writes_contract_rows_from_each_engine(standins, zh_chat, scorer, tmp_path, monkeypatch, kind):
+    import duplexcorpus.asr.engine as engine
+
     item, analysis, segments = zh_chat
+    made = []
+    monkeypatch.setattr(engine, "WhisperEngine", lambda model, *args: made.append(model) or scorer)
     stage = AsrStage(_workflow(f"{kind}:{standins[kind]}"))
     stage.ensure_setup()
     assert isinstance(stage.engine, SherpaEngine) and stage.engine.kind == kind
+    assert made == [EMBEDDED_WHISPER] and stage.engine.scorer is scorer  # asr.score_model
     out = tmp_path / "asr"
     out.mkdir()
     assert stage.process_batch([item], [out]) == [None]

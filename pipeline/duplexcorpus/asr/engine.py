@@ -107,7 +107,7 @@ def load_engine(cfg):
     CTranslate2 folder, a cached name) or a sherpa-onnx engine (`paraformer:<folder>`,
     `sensevoice:<folder>`, `asr/sherpa.py`), which gets a Whisper engine (`asr.score_model`) for its
     word probabilities and given transcripts. `asr.model_sha256` pins the weights file when set."""
-    from duplexcorpus.asr.sherpa import engine_kind, load_sherpa_engine
+    from duplexcorpus.asr.sherpa import SherpaEngine, engine_kind, locate
     from duplexcorpus.devices import resolve_device
 
     device = resolve_device(cfg.device)
@@ -116,8 +116,9 @@ def load_engine(cfg):
     sherpa = engine_kind(cfg.model)
     if sherpa is None:
         return WhisperEngine(cfg.model, device, compute, cfg.threads, cfg.languages, cfg.beam_size)
+    files = locate(*sherpa, device)  # a missing model fails before Whisper is loaded
     scorer = WhisperEngine(cfg.score_model, device, compute, cfg.threads, cfg.languages, cfg.beam_size)
-    return load_sherpa_engine(cfg, *sherpa, device, scorer)
+    return SherpaEngine(files, device, cfg.threads, cfg.languages, scorer)
 
 
 def weights_file(model: str, device: str = "cpu") -> Path | None:

@@ -23,11 +23,14 @@ the same meaning as `words.score` has for Whisper rows, and a second opinion whe
 disagree), because neither model reports one through the runtime. They give no `no_speech_prob` and
 no log-probability either (0.0): Whisper's no-speech and log-probability rules never fire for them;
 empty output, hallucination phrases and repetition loops are gated as for Whisper. Their decoding is
-greedy, so a "sampled" retry decodes the clip again unchanged (only the per-IPU split can change it).
+greedy, so a "sampled" retry of a clip would give the same words: the result of each recent clip is
+kept and handed back (only the per-IPU split can change the words).
 Given transcripts (`Clip.text`) are force-aligned by the Whisper engine.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +46,7 @@ SENSEVOICE_LANGUAGES = ("zh", "en", "yue", "ja", "ko")
 # a token's span when the next token is far or there is none: Mandarin runs 4-7 characters a
 # second; the timing step then snaps the end back to the last loud frame
 MAX_TOKEN_SECONDS = 0.5
+SEEN_CLIPS = 256  # results kept for retries (the stage's re-decode cascade asks again for a clip)
 
 
 def engine_kind(model: str) -> tuple[str, str] | None:
@@ -129,6 +133,10 @@ def token_words(kind: str, tokens: list[str], times: list[float], clip_seconds: 
     return words
 
 
+def _copy(d: Decoded) -> Decoded:
+    return dataclasses.replace(d, words=[dataclasses.replace(w) for w in d.words])
+
+
 def spread_probability(words: list[WordTiming], scored: list[WordTiming]) -> None:
     """Give each word the mean alignment probability of its characters, where `scored` are another
     engine's words of the same text (another split: Whisper's tokens)."""
@@ -158,6 +166,7 @@ class SherpaEngine:
         self._sherpa = sherpa_onnx
         self._recognizers: dict[str, object] = {}
         self.scorer = scorer  # a WhisperEngine: word probabilities and given transcripts
+        self._seen: dict[tuple, Decoded] = {}  # recent clips' results: a retry of one is not decoded again
         self.recognizer("")  # load now: a broken model fails at setup, not in the first batch
 
     def recognizer(self, language: str):
@@ -184,8 +193,13 @@ class SherpaEngine:
             for i, d in zip(given, self.scorer.run([clips[i] for i in given])):
                 out[i] = d
         by_lang: dict[str, list[int]] = {}
+        keys = {}
         for i, c in enumerate(clips):
             if c.text is None:
+                keys[i] = (hashlib.sha1(np.ascontiguousarray(c.audio, dtype=np.float32).tobytes()).hexdigest(), c.language)
+                if keys[i] in self._seen:  # greedy decoding: the same clip gives the same words
+                    out[i] = _copy(self._seen[keys[i]])
+                    continue
                 lang = c.language if self.kind == "sensevoice" and c.language in SENSEVOICE_LANGUAGES else ""
                 by_lang.setdefault(lang, []).append(i)
         for lang, idx in by_lang.items():
@@ -198,8 +212,12 @@ class SherpaEngine:
             rec.decode_streams(streams)
             for i, stream in zip(idx, streams):
                 out[i] = self._decoded(clips[i], stream.result)
-        self._score([out[i] for idxs in by_lang.values() for i in idxs],
-                    [clips[i] for idxs in by_lang.values() for i in idxs])
+        fresh = [i for idxs in by_lang.values() for i in idxs]
+        self._score([out[i] for i in fresh], [clips[i] for i in fresh])
+        for i in fresh:
+            self._seen[keys[i]] = _copy(out[i])
+            while len(self._seen) > SEEN_CLIPS:
+                self._seen.pop(next(iter(self._seen)))
         return out
 
     def _decoded(self, clip: Clip, res) -> Decoded:
@@ -222,6 +240,3 @@ class SherpaEngine:
         for k, a in zip(todo, aligned):
             spread_probability(decoded[k].words, a.words)
 
-
-def load_sherpa_engine(cfg, kind: str, path: str, device: str, scorer) -> SherpaEngine:
-    return SherpaEngine(locate(kind, path, device), device, cfg.threads, cfg.languages, scorer)
