@@ -104,6 +104,14 @@ def test_the_weights_are_pinned_and_keyed(standins, tmp_path):
     assert "missing" in engine_identity(AsrConfig(model=f"sensevoice:{tmp_path / 'nowhere'}"))
 
 
+def test_a_local_ctranslate2_whisper_folder_is_keyed_by_its_weights():
+    from duplexcorpus.asr.engine import embedded_whisper_dir
+
+    folder = embedded_whisper_dir()  # any CTranslate2 Whisper folder: here the embedded one's
+    identity = engine_identity(AsrConfig(model=str(folder)))
+    assert identity == f"{folder}@sha256:{file_sha256(folder / 'model.bin')}"
+
+
 # ------------------------------------------------------------------------------ tokens -> words
 def test_paraformer_pieces_join_into_words_and_times_come_from_the_next_token():
     words = token_words("paraformer", ["想", "听", "let", "app@@", "le", "pay", "。"],
