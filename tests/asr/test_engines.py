@@ -200,3 +200,30 @@ def test_the_stage_writes_contract_rows_from_each_engine(standins, zh_chat, scor
     assert all(d["reason"] in ("no_speech", "hallucination_phrase", "repetition_loop", "prompt_echo") for d in dropped)
     segs = json.loads((out / "segments.json").read_text())
     assert all(("no_words_reason" in s["attributes"]) != (s["attributes"]["words"] > 0) for s in segs)
+
+
+def test_sensevoice_reads_the_language_from_its_first_token(standins, zh_chat):
+    from duplexcorpus.asr.engine import Clip
+
+    _, analysis, segments = zh_chat
+    s = segments[0]
+    audio = analysis[int(s["start"] * RATE): int(s["end"] * RATE), s["channel"]].copy()
+    engine = SherpaEngine(locate("sensevoice", str(standins["sensevoice"])), languages=("zh", "en"))
+    auto, forced = engine.run([Clip(audio, None), Clip(audio, "en")])
+    assert auto.language == "zh"  # the stand-in writes <|zh|> when asked for auto
+    assert forced.language == "en" and set(engine._recognizers) == {"", "en"}  # one recognizer per language
+
+
+def test_a_given_transcript_is_aligned_by_the_score_model(standins, zh_chat, scorer):
+    from duplexcorpus.asr.engine import Clip
+
+    _, analysis, segments = zh_chat
+    s = segments[0]
+    audio = analysis[int(s["start"] * RATE): int(s["end"] * RATE), s["channel"]].copy()
+    engine = SherpaEngine(locate("paraformer", str(standins["paraformer"])), scorer=scorer)
+    text = "你这个周末有什么安排"
+    aligned, recognised = engine.run([Clip(audio, "zh", text=text), Clip(audio, "zh")])
+    assert aligned.text == text and "".join(w.word for w in aligned.words) == text
+    assert all(0 <= w.start <= w.end <= len(audio) / RATE + 1e-6 for w in aligned.words)
+    # the recognised clip's words are scored by the same Whisper alignment: probabilities in (0, 1]
+    assert recognised.words and all(0.0 < w.probability <= 1.0 for w in recognised.words)
