@@ -129,7 +129,11 @@ class DiarizationConfig:
 class AsrConfig:
     enabled: bool = True
     # embedded:whisper-base | a local CTranslate2 folder | a name in the user's HF cache (e.g. large-v3)
+    # | paraformer:<folder> | sensevoice:<folder> (sherpa-onnx exports; README "Mandarin engines")
     model: str = "embedded:whisper-base"
+    model_sha256: str | None = None  # when set, the weights file (model.bin / the .onnx) must have it
+    # paraformer/sensevoice: the Whisper model that scores their words and aligns given transcripts
+    score_model: str = "embedded:whisper-base"
     device: str = "auto"  # auto (cuda when present) | cpu | cuda
     compute_type: str = "auto"  # auto: int8 on cpu, float16 on cuda
     threads: int = execution(1)  # CTranslate2 threads per worker

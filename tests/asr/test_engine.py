@@ -40,4 +40,4 @@ def test_load_engine_picks_the_compute_type_for_the_device(monkeypatch, device, 
     monkeypatch.setattr(engine, "WhisperEngine", lambda *args: made.append(args) or "engine")
     cfg = AsrConfig(device=device, compute_type=compute, threads=3, beam_size=2, languages=("en",))
     assert load_engine(cfg) == "engine"
-    assert made == [(EMBEDDED_WHISPER, *expected, 3, ("en",), 2)]
+    assert made == [(EMBEDDED_WHISPER, *expected, 3, ("en",), 2, "audio")]

@@ -5,7 +5,9 @@
             outside the IPUs zeroed, and the channel's noise floor);
 - `engine`  the Whisper engine (whisperx's faster-whisper model class, CTranslate2): batched
             recognition and cross-attention word alignment on one encoder pass; model resolution
-            and the sha256 pins of the embedded Whisper base;
+            and the sha256 pins of the embedded Whisper base; `load_engine` picks the engine `asr.model` names;
+- `sherpa`  Paraformer-zh and SenseVoice-Small on sherpa-onnx (`paraformer:<folder>`,
+            `sensevoice:<folder>`): the Whisper engine's interface, words under the same contract;
 - `ctc`     the wav2vec2/CTC aligner (`whisperx.align` on a local folder, one sentence per clip);
 - `aligner` the text aligner: text + audio spans -> timed words in recording time (CTC where
             configured, else cross-attention; then `timing`); the stage's every clip and review's

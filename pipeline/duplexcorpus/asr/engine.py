@@ -101,14 +101,78 @@ def resolve_whisper(model: str) -> str:
                          f"folder, nor in the local Hugging Face cache (no download at run time)") from err
 
 
-def load_engine(cfg) -> WhisperEngine:
+def load_engine(cfg):
     """The engine of an `asr` config section: `device: auto` is CUDA when this worker sees a GPU;
-    `compute_type: auto` is float16 there, int8 on the CPU."""
+    `compute_type: auto` is float16 there, int8 on the CPU. `asr.model` names Whisper (embedded, a
+    CTranslate2 folder, a cached name) or a sherpa-onnx engine (`paraformer:<folder>`,
+    `sensevoice:<folder>`, `asr/sherpa.py`), which gets a Whisper engine (`asr.score_model`) for its
+    word probabilities and given transcripts. `asr.model_sha256` pins the weights file when set."""
+    from duplexcorpus.asr.sherpa import SherpaEngine, engine_kind, locate
     from duplexcorpus.devices import resolve_device
 
     device = resolve_device(cfg.device)
     compute = cfg.compute_type if cfg.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
-    return WhisperEngine(cfg.model, device, compute, cfg.threads, cfg.languages, cfg.beam_size, cfg.mel_padding)
+    check_pin(cfg.model, getattr(cfg, "model_sha256", None), device)
+    sherpa = engine_kind(cfg.model)
+    if sherpa is None:
+        return WhisperEngine(cfg.model, device, compute, cfg.threads, cfg.languages, cfg.beam_size, cfg.mel_padding)
+    files = locate(*sherpa, device)  # a missing model fails before Whisper is loaded
+    scorer = WhisperEngine(cfg.score_model, device, compute, cfg.threads, cfg.languages, cfg.beam_size,
+                           cfg.mel_padding)
+    return SherpaEngine(files, device, cfg.threads, cfg.languages, scorer)
+
+
+def weights_file(model: str, device: str = "cpu") -> Path | None:
+    """The file holding a model's weights (None: the embedded Whisper, pinned in code)."""
+    from duplexcorpus.asr.sherpa import engine_kind, locate
+
+    if model == EMBEDDED_WHISPER:
+        return None
+    sherpa = engine_kind(model)
+    if sherpa is not None:
+        return locate(*sherpa, device).model
+    return Path(resolve_whisper(model)) / "model.bin"
+
+
+def check_pin(model: str, sha256: str | None, device: str = "cpu") -> None:
+    """`asr.model_sha256`: the model's weights file must have this sha256 (a ModelError otherwise)."""
+    if not sha256:
+        return
+    path = weights_file(model, device) or embedded_whisper_dir() / "model.bin"
+    actual = _weights_sha256(path)
+    if actual != sha256.lower():
+        raise ModelError(f"{path}: sha256 {actual[:12]}... does not match asr.model_sha256 {sha256[:12]}...")
+
+
+_HASHED: dict[tuple, str] = {}
+
+
+def _weights_sha256(path: Path) -> str:
+    """sha256 of a weights file, hashed once per process while its size and mtime stay."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASHED:
+        _HASHED[key] = file_sha256(path)
+    return _HASHED[key]
+
+
+def engine_identity(cfg, device: str = "cpu") -> str | None:
+    """What the ASR cache key adds for the engine: the weights' sha256 where `asr.model` is not the
+    embedded Whisper (a folder's content can change under one name); None for the embedded model,
+    whose hash is pinned in code (its keys stay as they were). A model that cannot be found gives
+    its error text: the stage then fails at setup with the specific reason."""
+    from duplexcorpus.asr.sherpa import engine_kind
+
+    models = [cfg.model] + ([cfg.score_model] if engine_kind(cfg.model) else [])
+    parts = []
+    for model in models:
+        try:
+            path = weights_file(model, device)
+        except ModelError as err:
+            return f"missing: {err}"
+        if path is not None:
+            parts.append(f"{model}@sha256:{_weights_sha256(path)}")
+    return " ".join(parts) or None
 
 
 @dataclass

@@ -118,6 +118,12 @@ class AsrStage(Stage):
     def cache_key(self, item: WorkItem) -> str:
         # a given transcript is an input: its content is part of the key
         key = super().cache_key(item)
+        if self.cfg.enabled:  # the engine's weights (not the embedded Whisper's: pinned in code)
+            from duplexcorpus.asr.engine import engine_identity
+            from duplexcorpus.storage import stable_hash
+
+            identity = engine_identity(self.cfg)
+            key = stable_hash(key, identity) if identity else key
         if item.recording and self.cfg.enabled:
             path = find_transcript(item.rec(), self.cfg.transcripts)
             if path is not None:
