@@ -196,20 +196,64 @@ def review_serve(port, data_dir, document_root):
 
 @main.group()
 def export() -> None:
-    """Write a finished run in another trainer's layout."""
+    """Write a finished run (OUT) in another tool's format; reads OUT only, never re-runs a stage."""
+
+
+def _export_options(command):
+    """OUT, --to and --split, shared by every export."""
+    command = click.option("--split", type=click.Choice(["train", "valid", "test"]), default=None,
+                           help="Only this split.")(command)
+    command = click.option("--to", "to", required=True, type=click.Path(), help="Destination folder.")(command)
+    return click.argument("out", type=click.Path(exists=True))(command)
+
+
+def _run_export(export_fn, *args) -> None:
+    from duplexcorpus.exports.corpus import ExportError
+
+    try:
+        click.echo(json.dumps(export_fn(*args)))
+    except ExportError as err:
+        raise click.ClickException(str(err)) from None
 
 
 @export.command("moshi")
-@click.argument("out", type=click.Path(exists=True))
-@click.option("--to", "to", required=True, type=click.Path(), help="Destination folder.")
+@_export_options
 @click.option("--assistant-channel", type=click.IntRange(0, 1), default=0, show_default=True,
               help="The channel that plays Moshi (left, SPEAKER_MAIN); the other is the user.")
-@click.option("--split", type=click.Choice(["train", "valid", "test"]), default=None, help="Only this split.")
-def export_moshi_cmd(out, to, assistant_channel, split):
+def export_moshi_cmd(out, to, split, assistant_channel):
     """moshi-finetune layout: stereo wav + alignments json per conversation, manifest.jsonl."""
-    from duplexcorpus.export_moshi import export_moshi
+    from duplexcorpus.exports.moshi import export_moshi
 
-    click.echo(json.dumps(export_moshi(Path(out), Path(to), assistant_channel, split)))
+    _run_export(export_moshi, Path(out), Path(to), assistant_channel, split)
+
+
+@export.command("lhotse")
+@_export_options
+@click.option("--copy-audio", is_flag=True, help="Copy each recording's FLAC into DIR/audio/ (default: the "
+                                                 "manifests point at the audio inside OUT).")
+def export_lhotse_cmd(out, to, split, copy_audio):
+    """lhotse RecordingSet + SupervisionSet (one per IPU: channel, speaker, language, text, word alignment)."""
+    from duplexcorpus.exports.lhotse import export_lhotse
+
+    _run_export(export_lhotse, Path(out), Path(to), split, copy_audio)
+
+
+@export.command("rttm")
+@_export_options
+def export_rttm_cmd(out, to, split):
+    """One RTTM per recording (a SPEAKER line per IPU) and its UEM, for diarization scoring."""
+    from duplexcorpus.exports.rttm import export_rttm
+
+    _run_export(export_rttm, Path(out), Path(to), split)
+
+
+@export.command("textgrid")
+@_export_options
+def export_textgrid_cmd(out, to, split):
+    """One Praat TextGrid per recording: IPUs and words per speaker, a tier per event type."""
+    from duplexcorpus.exports.textgrid import export_textgrid
+
+    _run_export(export_textgrid, Path(out), Path(to), split)
 
 
 if __name__ == "__main__":
