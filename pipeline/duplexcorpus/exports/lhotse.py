@@ -4,7 +4,7 @@
                                                       conversation (the run's FLAC, channel i = table channel i)
     DIR/duplexcorpus_supervisions_<split>.jsonl.gz   a SupervisionSet: one supervision per IPU with its
                                                       channel, speaker, language, text, gender and word
-                                                      alignment (alignment["word"], times in the recording)
+                                                      alignment (alignment["word"], recording time)
     DIR/skipped.json                                  recordings left out, with the reason
 
 The file names follow lhotse's recipe convention, so `lhotse.recipes.utils.read_manifests_if_cached(
@@ -35,7 +35,8 @@ def manifest_name(kind: str, split: str) -> str:
 
 
 def supervisions(rec: ExportRecording, duration: float) -> list[SupervisionSegment]:
-    """One supervision per IPU; word alignment items keep recording time (lhotse shifts them when cutting)."""
+    """One supervision per IPU. Word alignment items are in recording time, like the supervision's own
+    start (lhotse's convention: its docs' phone alignment of a supervision at 33 s starts at 33.0)."""
     out = []
     for seg in rec.segments.itertuples():
         end = min(float(seg.end), duration)  # a rounded IPU end may pass the last sample
