@@ -178,20 +178,33 @@ def review_pull(out, no_shard):
               help="Folder Label Studio may serve audio from; must contain your runs' OUT folders.")
 def review_serve(port, data_dir, document_root):
     """Start the embedded Label Studio on 127.0.0.1 (telemetry off) and print how to log in."""
+    import signal
+
     from duplexcorpus.review.labelstudio import TOKEN_FILE
-    from duplexcorpus.review.server import start, stored_credentials, wait_ready
+    from duplexcorpus.review.server import start, stop, stored_credentials, wait_ready
+
+    def on_signal(signum, _frame):  # SIGTERM (and SIGINT) unwind to the `finally` below
+        raise SystemExit(128 + signum)
 
     creds = stored_credentials()
-    proc = start(port, Path(data_dir).expanduser(), Path(document_root).resolve(), creds)
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(url)
-    click.echo(f"Label Studio: {url}   login: {creds['DUPLEXCORPUS_LS_USER']} (password and API token in {TOKEN_FILE}, mode 0600)")
-    click.echo(f"export DUPLEXCORPUS_LS_URL={url} DUPLEXCORPUS_LS_DOCUMENT_ROOT={Path(document_root).resolve()}")
-    click.echo("Ctrl-C stops it.")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
-        proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
+        proc = start(port, Path(data_dir).expanduser(), Path(document_root).resolve(), creds)
+    except FileNotFoundError as err:  # no Label Studio venv
+        raise click.ClickException(str(err)) from None
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url)
+        click.echo(f"Label Studio: {url}   login: {creds['DUPLEXCORPUS_LS_USER']} (password and API token in {TOKEN_FILE}, mode 0600)")
+        click.echo(f"export DUPLEXCORPUS_LS_URL={url} DUPLEXCORPUS_LS_DOCUMENT_ROOT={Path(document_root).resolve()}")
+        click.echo("Ctrl-C (or SIGTERM) stops it.")
+        code = proc.wait()
+        if code:
+            raise click.ClickException(f"Label Studio stopped with exit code {code}; its log: "
+                                       f"{Path(data_dir).expanduser() / 'server.log'}")
+    finally:
+        stop(proc)
 
 
 @main.group()
