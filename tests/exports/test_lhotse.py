@@ -35,7 +35,9 @@ def test_manifests_hold_every_recording_ipu_and_word(finished_run, tmp_path):
         sup = supervisions[seg.segment_id]
         assert (sup.recording_id, sup.channel, sup.speaker) == (seg.recording_id, seg.channel, seg.speaker_id)
         assert abs(sup.start - seg.start) < 1e-3 and abs(sup.end - seg.end) < 1e-3
-        assert sup.text == json.loads(seg.attributes).get("text") and sup.language in ("en", "zh")
+        attrs = json.loads(seg.attributes)
+        assert sup.text == attrs.get("text") and sup.language in ("en", "zh")
+        assert sup.custom.get("confidence_bucket") == attrs.get("confidence_bucket")  # trainers filter on it
         mine = words[words.segment_id == seg.segment_id].sort_values("start")
         assert [a.symbol for a in sup.alignment["word"]] == list(mine.word)
         assert np.allclose([a.start for a in sup.alignment["word"]], mine.start, atol=1e-3)

@@ -37,7 +37,7 @@ class ExportRecording:
     num_channels: int
     language: str | None  # the conversation's (en, zh, en+zh)
     channels: tuple[dict, ...]  # the channel map: channel, speaker_id and speaker metadata
-    segments: pd.DataFrame  # IPUs sorted by (start, channel), with `text` and `language` from attributes
+    segments: pd.DataFrame  # IPUs sorted by (start, channel); `text`, `language`, `confidence_bucket` parsed
     words: pd.DataFrame  # sorted by (start, channel)
     events: pd.DataFrame  # sorted by (start, type)
     audio: Path | None  # TracksStage.AUDIO: all channels in channel order; None when OUT no longer has it
@@ -103,9 +103,10 @@ def _by_recording(frame: pd.DataFrame, order: list[str]) -> dict[str, pd.DataFra
 
 
 def _segment_extras(segments: pd.DataFrame) -> pd.DataFrame:
-    """`text` and `language` of each IPU out of its attributes JSON (parsed once here)."""
+    """`text`, `language` and `confidence_bucket` (review routing: high / medium / low) of each IPU out of
+    its attributes JSON, parsed once here."""
     attrs = [json.loads(a) if a else {} for a in segments.attributes]
-    return segments.assign(text=[a.get("text") for a in attrs], language=[a.get("language") for a in attrs])
+    return segments.assign(**{key: [a.get(key) for a in attrs] for key in ("text", "language", "confidence_bucket")})
 
 
 def _audio_path(run: RunFolder, recording_id: str) -> Path | None:

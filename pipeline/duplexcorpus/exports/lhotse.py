@@ -50,8 +50,8 @@ def supervisions(rec: ExportRecording, duration: float) -> list[SupervisionSegme
                           score=round(float(w.score), 4))
             for w in words.itertuples()]
         custom = {k: v for k, v in {"age_group": meta.get("age_group"), "accent": meta.get("accent"),
-                                    "source": seg.source, "vad_confidence": round(float(seg.confidence), 4)}.items()
-                  if v is not None}
+                                    "source": seg.source, "vad_confidence": round(float(seg.confidence), 4),
+                                    "confidence_bucket": seg.confidence_bucket}.items() if v is not None}
         out.append(SupervisionSegment(
             id=seg.segment_id, recording_id=rec.recording_id, start=round(float(seg.start), 4),
             duration=round(end - float(seg.start), 4), channel=int(seg.channel), text=seg.text,
