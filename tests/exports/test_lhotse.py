@@ -80,3 +80,17 @@ def test_a_run_without_its_audio_is_reported_not_crashed(finished_run, tmp_path)
     assert report["recordings"] == 0 and report["skipped"] == len(RunFolder(bare).frame("recordings"))
     reasons = json.loads((tmp_path / "lhotse" / "skipped.json").read_text())
     assert all("audio is no longer in the run folder" in r["reason"] for r in reasons)
+
+
+def test_supervisions_of_a_hand_built_recording():
+    from lhotse import SupervisionSegment
+
+    from duplexcorpus.exports.lhotse import supervisions
+    from tests.exports.conftest import two_speaker_recording
+
+    sups = supervisions(two_speaker_recording(), duration=4.0)  # the audio is shorter than B's IPU
+    a, b = sups
+    assert (a.channel, a.speaker, a.text, a.language) == (0, "A", 'he said "no"', "en")  # language of the channel
+    assert [w.symbol for w in a.alignment["word"]] == ["he", "said", "x", '"no"']  # every word, as aligned
+    assert b.text is None and b.end == 4.0 and b.alignment["word"] == []
+    assert SupervisionSegment.from_dict(b.to_dict()) == b  # nothing NaN or unserialisable inside

@@ -102,11 +102,13 @@ def _by_recording(frame: pd.DataFrame, order: list[str]) -> dict[str, pd.DataFra
     return {rid: part.reset_index(drop=True) for rid, part in frame.groupby("recording_id", sort=False)}
 
 
-def _segment_extras(segments: pd.DataFrame) -> pd.DataFrame:
+def parse_segment_attributes(segments: pd.DataFrame) -> pd.DataFrame:
     """`text`, `language` and `confidence_bucket` (review routing: high / medium / low) of each IPU out of
     its attributes JSON, parsed once here."""
     attrs = [json.loads(a) if a else {} for a in segments.attributes]
-    return segments.assign(**{key: [a.get(key) for a in attrs] for key in ("text", "language", "confidence_bucket")})
+    # object columns: a missing value stays None (pandas' string dtype would make it NaN, which is truthy)
+    return segments.assign(**{key: pd.Series([a.get(key) for a in attrs], index=segments.index, dtype=object)
+                              for key in ("text", "language", "confidence_bucket")})
 
 
 def _audio_path(run: RunFolder, recording_id: str) -> Path | None:
@@ -120,7 +122,7 @@ def _audio_path(run: RunFolder, recording_id: str) -> Path | None:
 def export_recordings(run: RunFolder, split: str | None = None) -> Iterator[ExportRecording]:
     """The accepted recordings of a finished run, sorted by id, each with its own rows of every table."""
     recordings = _read(run, "recordings").sort_values("recording_id")
-    tables = {"segments": _segment_extras(_read(run, "segments")), "words": _read(run, "words"),
+    tables = {"segments": parse_segment_attributes(_read(run, "segments")), "words": _read(run, "words"),
               "events": _read(run, "events")}
     order = {"segments": ["start", "channel", "segment_id"], "words": ["start", "channel", "word_id"],
              "events": ["start", "type", "event_id"]}

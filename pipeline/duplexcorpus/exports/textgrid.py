@@ -96,7 +96,8 @@ def recording_textgrid(rec: ExportRecording) -> tuple[textgrid.Textgrid, dict]:
     tg = textgrid.Textgrid(minTimestamp=0.0, maxTimestamp=end)
     dropped = {"ipus": 0, "words": 0, "events": 0}
     for speaker in rec.speakers:
-        ipus = [(float(s.start), float(s.end), s.text or NO_TEXT) for s in rec.ipus_of(speaker).itertuples()]
+        ipus = [(float(s.start), float(s.end), s.text if isinstance(s.text, str) and s.text else NO_TEXT)
+                for s in rec.ipus_of(speaker).itertuples()]
         words = [(float(w.start), float(w.end), w.word) for w in rec.words_of(speaker).itertuples()]
         for name, kind, entries in ((f"{speaker} IPUs", "ipus", ipus), (f"{speaker} words", "words", words)):
             kept, lost = _non_overlapping(entries, 0.0, end)
