@@ -89,7 +89,7 @@ def test_supervisions_of_a_hand_built_recording():
     from tests.exports.conftest import two_speaker_recording
 
     sups = supervisions(two_speaker_recording(), duration=4.0)  # the audio is shorter than B's IPU
-    a, b = sups
+    a, b = sups  # the third IPU (5.0-5.8 s) lies past the end of the audio: no supervision
     assert (a.channel, a.speaker, a.text, a.language) == (0, "A", 'he said "no"', "en")  # language of the channel
     assert [w.symbol for w in a.alignment["word"]] == ["he", "said", "x", '"no"']  # every word, as aligned
     assert b.text is None and b.end == 4.0 and b.alignment["word"] == []

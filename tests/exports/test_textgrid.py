@@ -61,13 +61,14 @@ def test_layout_is_valid_praat_and_keeps_every_event(tmp_path):
     back = textgrid.openTextgrid(str(tmp_path / "r.TextGrid"), includeEmptyIntervals=False, reportingMode="error")
     assert back.tierNames == ("A IPUs", "A words", "B IPUs", "B words", "floor_transfer", "interruption",
                               "overlap", "turn", "turn 2")
-    assert [i.label for i in back.getTier("A IPUs").entries] == ['he said "no"']  # quotes survive Praat's escaping
+    assert [i.label for i in back.getTier("A IPUs").entries] == ['he said "no"', "yes"]  # quotes survive Praat's escaping
     assert [i.label for i in back.getTier("B IPUs").entries] == [NO_TEXT]
     # "said" starts inside "he": clipped to start at its end; "x" lies inside "said": left out and counted
     assert [(w.label, w.start) for w in back.getTier("A words").entries] == [("he", 0.5), ("said", 1.0), ('"no"', 1.6)]
     assert left_out == {"ipus": 0, "words": 1, "events": 0}
-    assert [p.time for p in back.getTier("floor_transfer").entries] == [3.0]  # a zero offset is a point, kept
-    assert back.getTier("floor_transfer").entries[0].label == "A -> B +0.000 s"
+    # where the next turn starts: inside the overlap (offset < 0), and a zero offset is a point too
+    assert [(p.time, p.label) for p in back.getTier("floor_transfer").entries] == [(2.5, "A -> B -0.500 s"),
+                                                                                   (5.0, "B -> A +0.000 s")]
     assert back.getTier("overlap").entries[0].label == "A + B between"
     assert back.getTier("interruption").entries[0].label == "B successful"
-    assert [t.label for n in ("turn", "turn 2") for t in back.getTier(n).entries] == ["A", "B"]
+    assert [t.label for n in ("turn", "turn 2") for t in back.getTier(n).entries] == ["A", "A", "B"]

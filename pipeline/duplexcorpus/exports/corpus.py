@@ -61,6 +61,13 @@ class ExportRecording:
                 found.append(spk)
         return tuple(found)
 
+    def channel_name(self, channel: int) -> str:
+        """The speaker of a channel when it has exactly one, else "ch<N>" (a diarized channel has several)."""
+        on_channel = set(self.segments[self.segments.channel == channel].speaker_id)
+        if len(on_channel) == 1:
+            return on_channel.pop()
+        return self.speaker_of_channel.get(channel, f"ch{channel}") if not on_channel else f"ch{channel}"
+
     def speaker_metadata(self, speaker: str) -> dict:
         """The channel-map row of a speaker (gender, age group, accent, language), {} if not mapped."""
         return next((dict(c) for c in self.channels if c["speaker_id"] == speaker), {})

@@ -20,6 +20,7 @@ out and counted in the summary.
 """
 from __future__ import annotations
 
+import bisect
 import json
 from pathlib import Path
 
@@ -61,33 +62,48 @@ def lanes(entries: list[tuple], points: bool = False) -> list[list[tuple]]:
     return out
 
 
-def event_label(event, speaker_of_channel: dict[int, str]) -> str:
-    """Who and the details that matter for reading the event (successful, kind, offset, text)."""
-    attrs = json.loads(event.attributes) if event.attributes else {}
-
-    def who(channel) -> str:
-        return speaker_of_channel.get(int(channel), f"ch{int(channel)}")
-
-    if event.type == "floor_transfer":
-        return f"{who(attrs['from_channel'])} -> {who(attrs['to_channel'])} {attrs['offset']:+.3f} s"
-    parts = [event.speaker_id] if isinstance(event.speaker_id, str) else []
-    if event.type == "overlap":
-        parts = [" + ".join(who(c) for c in dict.fromkeys(attrs.get("channels", []))), attrs.get("kind", "")]
-    elif event.type == "gap" and "from_channel" in attrs:
-        parts = [f"{who(attrs['from_channel'])} -> {who(attrs['to_channel'])}"]
-    elif event.type == "interruption" and "successful" in attrs:
-        parts.append("successful" if attrs["successful"] else "failed")
-    elif event.type == "crosstalk" and "source_channel" in attrs:
-        parts.append(f"from {who(attrs['source_channel'])}")
-    if attrs.get("text"):
-        parts.append(f'"{attrs["text"]}"')
-    return " ".join(p for p in parts if p) or event.type
-
-
-def _moment(event) -> float:
+def _moment(event, attrs: dict) -> float:
     """Where the next turn starts: the end of a floor transfer's gap, the start of its overlap."""
-    offset = json.loads(event.attributes).get("offset", 0.0) if event.attributes else 0.0
-    return float(event.end) if offset >= 0 else float(event.start)
+    return float(event.end) if attrs.get("offset", 0.0) >= 0 else float(event.start)
+
+
+class EventLabels:
+    """Labels that say who and how (successful, kind, offset, text). Speakers are named from the event
+    itself and the turns, so two speakers sharing a channel (a diarized mono call) are told apart; a
+    channel stands for its speaker only when it has one."""
+
+    def __init__(self, rec: ExportRecording):
+        self.rec = rec
+        turns = rec.events[rec.events.type == "turn"].sort_values("start", kind="stable")
+        self.turn_starts, self.turn_speakers = list(turns.start), list(turns.speaker_id)
+
+    def who(self, channel) -> str:
+        return self.rec.channel_name(int(channel))
+
+    def previous_speaker(self, t: float) -> str | None:
+        i = bisect.bisect_left(self.turn_starts, t - 1e-9)  # the turn starting at t is the new one
+        return self.turn_speakers[i - 1] if i > 0 else None
+
+    def label(self, event, attrs: dict) -> str:
+        speaker = event.speaker_id if isinstance(event.speaker_id, str) else None
+        if event.type == "floor_transfer":
+            before = self.previous_speaker(_moment(event, attrs)) or self.who(attrs["from_channel"])
+            return f"{before} -> {speaker or self.who(attrs['to_channel'])} {attrs['offset']:+.3f} s"
+        parts = [speaker] if speaker else []
+        if event.type == "overlap":
+            parts = [" + ".join(dict.fromkeys(self.who(c) for c in attrs.get("channels", []))), attrs.get("kind", "")]
+        elif event.type == "gap" and "from_channel" in attrs:
+            names = (self.who(attrs["from_channel"]), self.who(attrs["to_channel"]))
+            known = not any(n.startswith("ch") and n[2:].isdigit() for n in names)
+            parts = [" -> ".join(names) if known and names[0] != names[1] else
+                     ("floor changes" if attrs.get("floor_change") else "floor stays")]
+        elif event.type == "interruption" and "successful" in attrs:
+            parts.append("successful" if attrs["successful"] else "failed")
+        elif event.type == "crosstalk" and "source_channel" in attrs:
+            parts.append(f"from {self.who(attrs['source_channel'])}")
+        if attrs.get("text"):
+            parts.append(f'"{attrs["text"]}"')
+        return " ".join(p for p in parts if p) or event.type
 
 
 def recording_textgrid(rec: ExportRecording) -> tuple[textgrid.Textgrid, dict]:
@@ -103,10 +119,12 @@ def recording_textgrid(rec: ExportRecording) -> tuple[textgrid.Textgrid, dict]:
             kept, lost = _non_overlapping(entries, 0.0, end)
             dropped[kind] += lost
             tg.addTier(textgrid.IntervalTier(name, kept, 0.0, end))
+    labels = EventLabels(rec)
     for kind, events in rec.events.groupby("type", sort=True):
-        labelled = [(float(e.start), float(e.end), event_label(e, rec.speaker_of_channel)) for e in events.itertuples()]
+        rows = [(e, json.loads(e.attributes) if e.attributes else {}) for e in events.itertuples()]
+        labelled = [(float(e.start), float(e.end), labels.label(e, attrs)) for e, attrs in rows]
         if kind in POINT_EVENTS:
-            points = [(min(max(_moment(e), 0.0), end), label) for e, (_, _, label) in zip(events.itertuples(), labelled)]
+            points = [(min(max(_moment(e, attrs), 0.0), end), label) for (e, attrs), (_, _, label) in zip(rows, labelled)]
             for i, lane in enumerate(lanes(points, points=True)):
                 tg.addTier(textgrid.PointTier(kind if i == 0 else f"{kind} {i + 1}", lane, 0.0, end))
             continue
