@@ -50,10 +50,12 @@ def test_manifests_hold_every_recording_ipu_and_word(finished_run, tmp_path):
             segs[segs.recording_id == rid].speaker_id.nunique()
 
 
-def test_cuts_load_the_runs_audio(finished_run, tmp_path):
-    export_lhotse(finished_run, tmp_path, split="train")
+def test_cuts_load_the_runs_audio_from_a_copy(finished_run, tmp_path):
+    export_lhotse(finished_run, tmp_path, split="train", copy_audio=True)
     assert not (tmp_path / manifest_name("recordings", "test")).exists()  # --split
-    cuts = CutSet.from_manifests(recordings=load_manifest(tmp_path / manifest_name("recordings", "train")),
+    recordings = load_manifest(tmp_path / manifest_name("recordings", "train"))
+    assert all(r.sources[0].source == str((tmp_path / "audio" / f"{r.id}.flac").resolve()) for r in recordings)
+    cuts = CutSet.from_manifests(recordings=recordings,
                                  supervisions=load_manifest(tmp_path / manifest_name("supervisions", "train")))
     run = RunFolder(finished_run)
     cut = next(c for c in cuts if c.num_channels == 2)
