@@ -178,38 +178,95 @@ def review_pull(out, no_shard):
               help="Folder Label Studio may serve audio from; must contain your runs' OUT folders.")
 def review_serve(port, data_dir, document_root):
     """Start the embedded Label Studio on 127.0.0.1 (telemetry off) and print how to log in."""
+    import signal
+
     from duplexcorpus.review.labelstudio import TOKEN_FILE
-    from duplexcorpus.review.server import start, stored_credentials, wait_ready
+    from duplexcorpus.review.server import start, stop, stored_credentials, wait_ready
+
+    def on_signal(signum, _frame):  # SIGTERM (and SIGINT) unwind to the `finally` below
+        raise SystemExit(128 + signum)
 
     creds = stored_credentials()
-    proc = start(port, Path(data_dir).expanduser(), Path(document_root).resolve(), creds)
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(url)
-    click.echo(f"Label Studio: {url}   login: {creds['DUPLEXCORPUS_LS_USER']} (password and API token in {TOKEN_FILE}, mode 0600)")
-    click.echo(f"export DUPLEXCORPUS_LS_URL={url} DUPLEXCORPUS_LS_DOCUMENT_ROOT={Path(document_root).resolve()}")
-    click.echo("Ctrl-C stops it.")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
-        proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
+        proc = start(port, Path(data_dir).expanduser(), Path(document_root).resolve(), creds)
+    except FileNotFoundError as err:  # no Label Studio venv
+        raise click.ClickException(str(err)) from None
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url)
+        click.echo(f"Label Studio: {url}   login: {creds['DUPLEXCORPUS_LS_USER']} (password and API token in {TOKEN_FILE}, mode 0600)")
+        click.echo(f"export DUPLEXCORPUS_LS_URL={url} DUPLEXCORPUS_LS_DOCUMENT_ROOT={Path(document_root).resolve()}")
+        click.echo("Ctrl-C (or SIGTERM) stops it.")
+        code = proc.wait()
+        if code:
+            raise click.ClickException(f"Label Studio stopped with exit code {code}; its log: "
+                                       f"{Path(data_dir).expanduser() / 'server.log'}")
+    finally:
+        stop(proc)
 
 
 @main.group()
 def export() -> None:
-    """Write a finished run in another trainer's layout."""
+    """Write a finished run (OUT) in another tool's format; reads OUT only, never re-runs a stage."""
+
+
+def _export_options(command):
+    """OUT, --to and --split, shared by every export."""
+    command = click.option("--split", type=click.Choice(["train", "valid", "test"]), default=None,
+                           help="Only this split.")(command)
+    command = click.option("--to", "to", required=True, type=click.Path(), help="Destination folder.")(command)
+    return click.argument("out", type=click.Path(exists=True))(command)
+
+
+def _run_export(export_fn, *args) -> None:
+    from duplexcorpus.exports.corpus import ExportError
+
+    try:
+        click.echo(json.dumps(export_fn(*args)))
+    except ExportError as err:
+        raise click.ClickException(str(err)) from None
 
 
 @export.command("moshi")
-@click.argument("out", type=click.Path(exists=True))
-@click.option("--to", "to", required=True, type=click.Path(), help="Destination folder.")
+@_export_options
 @click.option("--assistant-channel", type=click.IntRange(0, 1), default=0, show_default=True,
               help="The channel that plays Moshi (left, SPEAKER_MAIN); the other is the user.")
-@click.option("--split", type=click.Choice(["train", "valid", "test"]), default=None, help="Only this split.")
-def export_moshi_cmd(out, to, assistant_channel, split):
+def export_moshi_cmd(out, to, split, assistant_channel):
     """moshi-finetune layout: stereo wav + alignments json per conversation, manifest.jsonl."""
-    from duplexcorpus.export_moshi import export_moshi
+    from duplexcorpus.exports.moshi import export_moshi
 
-    click.echo(json.dumps(export_moshi(Path(out), Path(to), assistant_channel, split)))
+    _run_export(export_moshi, Path(out), Path(to), assistant_channel, split)
+
+
+@export.command("lhotse")
+@_export_options
+@click.option("--copy-audio", is_flag=True, help="Copy each recording's FLAC into DIR/audio/ (default: the "
+                                                 "manifests point at the audio inside OUT).")
+def export_lhotse_cmd(out, to, split, copy_audio):
+    """lhotse RecordingSet + SupervisionSet (one per IPU: channel, speaker, language, text, word alignment)."""
+    from duplexcorpus.exports.lhotse import export_lhotse
+
+    _run_export(export_lhotse, Path(out), Path(to), split, copy_audio)
+
+
+@export.command("rttm")
+@_export_options
+def export_rttm_cmd(out, to, split):
+    """One RTTM per recording (a SPEAKER line per IPU) and its UEM, for diarization scoring."""
+    from duplexcorpus.exports.rttm import export_rttm
+
+    _run_export(export_rttm, Path(out), Path(to), split)
+
+
+@export.command("textgrid")
+@_export_options
+def export_textgrid_cmd(out, to, split):
+    """One Praat TextGrid per recording: IPUs and words per speaker, a tier per event type."""
+    from duplexcorpus.exports.textgrid import export_textgrid
+
+    _run_export(export_textgrid, Path(out), Path(to), split)
 
 
 if __name__ == "__main__":

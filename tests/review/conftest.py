@@ -21,7 +21,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def label_studio():
-    from duplexcorpus.review.server import start, wait_ready
+    from duplexcorpus.review.server import start, stop, wait_ready
 
     if not (ROOT / ".venv-ls" / "bin" / "label-studio").exists():
         pytest.skip("Label Studio venv missing: `make .venv-ls/.ready` (make test builds it)")
@@ -35,7 +35,7 @@ def label_studio():
     try:
         wait_ready(url, timeout=240)
     except TimeoutError:
-        proc.kill()
+        stop(proc, timeout=5)
         pytest.fail("Label Studio did not start: " + (base / "server.log").read_text()[-2000:])
     old = {k: os.environ.get(k) for k in ("DUPLEXCORPUS_LS_URL", "DUPLEXCORPUS_LS_TOKEN", "DUPLEXCORPUS_LS_DOCUMENT_ROOT")}
     os.environ.update(DUPLEXCORPUS_LS_URL=url, DUPLEXCORPUS_LS_TOKEN=creds["DUPLEXCORPUS_LS_TOKEN"],
@@ -46,11 +46,7 @@ def label_studio():
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except Exception:  # noqa: BLE001
-        proc.kill()
+    stop(proc)  # the whole process group: no Label Studio worker outlives the tests
     shutil.rmtree(base, ignore_errors=True)
 
 

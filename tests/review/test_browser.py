@@ -82,7 +82,7 @@ def test_annotator_edits_a_task_in_the_browser(run_copy, label_studio):
         regions = page.locator(".lsf-tree__node_type_audioregion")
         assert regions.count() == len(label_regions)  # every pre-annotated region is shown
         assert waveform_bands(page.locator("canvas").first.screenshot()) >= 2  # both channels drawn
-        assert page.get_by_text(task["data"]["reasons"].split(";")[0]).count() >= 1  # why it was sent
+        assert page.get_by_text(task["data"]["reasons"].split(". ")[0]).count() >= 1  # why it was sent, in words
 
         # change a speech region: correct its transcript in place (its pencil), add an event label, submit
         regions.filter(has_text="Speech_").first.click()

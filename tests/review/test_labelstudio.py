@@ -8,6 +8,7 @@ import pytest
 
 from duplexcorpus.review.labelstudio import LabelStudioBridge, ReviewError
 from duplexcorpus.review.push import pull, push
+from duplexcorpus.review.routing import plain_reasons
 
 
 def _annotate(bridge, task, edit=None, verdict="fixed"):
@@ -36,6 +37,9 @@ def test_push_is_idempotent_and_keeps_annotated_tasks(run_copy):
     assert len(tasks) == first["tasks"]  # no duplicates
     # Label Studio's score is a confidence: 1 - risk, so uncertainty sampling serves the riskiest first
     assert all(t["predictions"][0]["score"] == pytest.approx(1 - t["data"]["risk"]) for t in tasks)
+    # annotators read why a window was sent in words; the codes stay in the data for machines
+    assert all(t["data"]["reasons"] == plain_reasons(t["data"]["reason_codes"]) for t in tasks)
+    assert any(t["data"]["reason_codes"] for t in tasks) and not any("_" in t["data"]["reasons"] for t in tasks)
     _annotate(bridge, tasks[0], verdict="accept")
     third = push(run_copy, bridge)
     assert third["annotated_kept"] == 1 and third["created"] == 0

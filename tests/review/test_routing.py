@@ -2,7 +2,7 @@
 from duplexcorpus.config import ReviewConfig
 from duplexcorpus.records import Event, Segment
 from duplexcorpus.review.labeling import labeling_config
-from duplexcorpus.review.routing import choose_windows, segment_risk
+from duplexcorpus.review.routing import REASON_TEXT, SPOT_CHECK, choose_windows, plain_reasons, segment_risk
 from tests.conftest import ROOT
 
 
@@ -24,6 +24,23 @@ def test_each_reason_raises_the_risk():
     assert segment_risk(_seg(0, 2, lang="zh", text="你好"), [], [], "en", cfg).reasons["language_switch"] == 1.0
     assert "text_mismatch" in segment_risk(_seg(0, 6, text=""), [], [], "en", cfg).reasons
     assert segment_risk(_seg(0, 2, asr_low=0.1), [], [], "en", cfg).bucket == "low"
+
+
+def test_annotators_read_every_reason_as_a_plain_sentence():
+    cfg = ReviewConfig()
+    ov = Event("r", "overlap", None, 0.5, 1.9, 1.0, "rules", {"channels": [0, 1]})
+    cut_in = Event("r", "interruption", 0, 0.5, 1.9, 1.0, "rules", {"successful": True})
+    # a segment that trips every reason at once: all its codes have a sentence
+    everything = segment_risk(_seg(0, 2, conf=0.52, text="你", asr_low=0.2, xt=0.8, lang="zh"), [ov, cut_in],
+                              [{"channel": 0, "start": 0.5, "end": 1.0}], "en", cfg).reasons
+    assert len(everything) >= 7 and set(everything) <= set(REASON_TEXT)
+    mismatch = segment_risk(_seg(0, 6, text=""), [], [], "en", cfg).reasons
+    assert set(mismatch) <= set(REASON_TEXT)
+    for sentence in REASON_TEXT.values():  # words, not codes
+        assert "_" not in sentence and sentence[0].isupper() and sentence.endswith(".")
+    shown = plain_reasons(("low_asr", "overlap"))
+    assert shown == "Whisper was unsure of these words. Two people speak at the same time here."
+    assert plain_reasons(()) == SPOT_CHECK and plain_reasons(("new_reason",)) == "New reason."
 
 
 def test_windows_respect_threshold_budget_and_length():

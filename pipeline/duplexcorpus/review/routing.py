@@ -14,6 +14,26 @@ from duplexcorpus.config import ReviewConfig
 from duplexcorpus.records import Event, Segment
 from duplexcorpus.text import units
 
+# What an annotator reads for each reason code (the task data keeps the codes for machines). One
+# sentence each, in plain words: what to listen for, not how the score was computed.
+REASON_TEXT = {
+    "low_asr": "Whisper was unsure of these words.",
+    "vad_borderline": "It is unclear whether someone speaks here: the speech detector was borderline.",
+    "crosstalk": "One speaker's voice may be leaking into another speaker's microphone here.",
+    "overlap": "Two people speak at the same time here.",
+    "interruption": "Someone cuts in while another person is speaking.",
+    "dropped_text": "Some text here was removed as a likely recognition error: check whether something was said.",
+    "language_switch": "The language changes here.",
+    "text_mismatch": "The words do not fit the length of the speech: too few or too many for the time.",
+}
+SPOT_CHECK = "A spot check: nothing here looked wrong."
+
+
+def plain_reasons(codes: tuple[str, ...] | list[str]) -> str:
+    """The sentences annotators see for a window's reason codes (an unknown code still reads as words)."""
+    return " ".join(REASON_TEXT.get(c, c.replace("_", " ").capitalize() + ".") for c in codes) or SPOT_CHECK
+
+
 # speaking rates outside these (units per second) are implausible for conversational speech
 RATE_RANGE = {"en": (0.6, 6.5), "zh": (1.2, 9.0)}
 

@@ -1,11 +1,16 @@
 """`review serve`: the embedded Label Studio, from its own venv (.venv-ls), on loopback only, with
 telemetry and version checks off. The API token comes from DUPLEXCORPUS_LS_TOKEN or is generated
 once and stored in ~/.config/duplexcorpus/labelstudio.env with mode 0600 (never printed in logs;
-`review serve` prints where it is)."""
+`review serve` prints where it is).
+
+Label Studio runs in its own session (a terminal's Ctrl-C does not reach it), so whoever starts it
+stops it: `stop` ends its whole process group, and `review serve` calls it on SIGTERM, SIGINT and on
+any exit, so no server is left running as an orphan."""
 from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import time
 import urllib.request
@@ -69,3 +74,29 @@ def wait_ready(url: str, timeout: float = 180.0) -> None:
         except OSError:
             time.sleep(1.0)
     raise TimeoutError(f"Label Studio at {url} did not answer within {timeout:.0f} s")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Stop Label Studio and every process it started (its process group, led by `proc`): SIGTERM,
+    then SIGKILL for whatever is still there after `timeout` seconds."""
+    group = proc.pid  # start() makes it a session leader: its pid is the group id
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.time() + timeout
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    while time.time() < deadline:  # children may outlive the leader for a moment
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    proc.wait()

@@ -14,7 +14,7 @@ import soundfile as sf
 from duplexcorpus.audio import read_window
 from duplexcorpus.config import Workflow
 from duplexcorpus.review.labeling import speaker_label
-from duplexcorpus.review.routing import Window, choose_windows
+from duplexcorpus.review.routing import Window, choose_windows, plain_reasons
 from duplexcorpus.runfolder import RunFolder
 from duplexcorpus.stages.tracks import TracksStage
 from duplexcorpus.text import join_text
@@ -90,7 +90,8 @@ def build_tasks(out: Path, workflow: Workflow, windows: list[Window]) -> list[di
         speakers = ", ".join(f"{speaker_label(c['channel'])[-1]} = {c['speaker_id']}" for c in channels)
         tasks.append({
             "data": {"audio": "/data/local-files/?d=" + quote(str(wav.resolve().relative_to(root))),
-                     "reasons": "; ".join(w.reasons) or "spot check", "speakers": f"channels: {speakers}",
+                     "reasons": plain_reasons(w.reasons), "reason_codes": list(w.reasons),
+                     "speakers": f"channels: {speakers}",
                      "task_key": w.key, "recording_id": w.recording_id, "window_start": w.start,
                      "window_end": w.end, "num_channels": int(rec.num_channels), "risk": w.score},
             # Label Studio reads a prediction's score as the model's confidence and its uncertainty

@@ -15,38 +15,35 @@ from pathlib import Path
 
 import soundfile as sf
 
-from duplexcorpus.runfolder import RunFolder
-from duplexcorpus.stages.tracks import TracksStage
+from duplexcorpus.exports.corpus import export_recordings, open_run
 from duplexcorpus.storage import atomic_path, write_json
 
 SPEAKERS = ("SPEAKER_MAIN", "SPEAKER_OTHER")
 
 
 def export_moshi(out: Path, to: Path, assistant_channel: int = 0, split: str | None = None) -> dict:
+    if assistant_channel not in (0, 1):
+        raise ValueError(f"assistant channel must be 0 or 1, not {assistant_channel}")
     out, to = Path(out), Path(to)
-    run = RunFolder(out)
-    recordings, words = run.frame("recordings"), run.frame("words")
     (to / "audio").mkdir(parents=True, exist_ok=True)
     lines, skipped = [], []
-    for rec in recordings.sort_values("recording_id").itertuples():
+    for rec in export_recordings(open_run(out), split):
         rid = rec.recording_id
-        if split and rec.split != split:
-            continue
         if rec.num_channels != 2:
             skipped.append({"recording_id": rid, "reason": f"{rec.num_channels} channel(s); the moshi layout is "
                                                           "one assistant and one user channel"})
             continue
-        if assistant_channel not in (0, 1):
-            raise ValueError(f"assistant channel must be 0 or 1, not {assistant_channel}")
+        if rec.audio is None:
+            skipped.append({"recording_id": rid, "reason": "its audio is no longer in the run folder (outputs.json)"})
+            continue
         order = [assistant_channel, 1 - assistant_channel]
-        source = run.path(rid, TracksStage.AUDIO)
         wav = to / "audio" / f"{rid}.wav"
-        with sf.SoundFile(source) as src, atomic_path(wav) as tmp:
+        with sf.SoundFile(rec.audio) as src, atomic_path(wav) as tmp:
             with sf.SoundFile(tmp, "w", samplerate=src.samplerate, channels=2, subtype="PCM_16", format="WAV") as dst:
                 for block in src.blocks(blocksize=src.samplerate * 30, dtype="float32", always_2d=True):
                     dst.write(block[:, order])
             duration = src.frames / src.samplerate
-        rows = words[words.recording_id == rid].sort_values(["start", "channel"])
+        rows = rec.words.sort_values(["start", "channel"], kind="stable")
         alignments = [[w.word, [round(float(w.start), 3), round(float(w.end), 3)],
                        SPEAKERS[0] if w.channel == assistant_channel else SPEAKERS[1]] for w in rows.itertuples()]
         write_json(wav.with_suffix(".json"), {"alignments": alignments})
