@@ -75,7 +75,8 @@ def _speakers(recs: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
                 rows[(split, spk)] = {f: c.get(f) or "unknown" for f in SPEAKER_FACETS + ("language",)}
     split_of = dict(zip(recs.recording_id, recs.split))
     if len(segments):
-        for rid, spk in segments[["recording_id", "speaker_id"]].drop_duplicates().itertuples(index=False):
+        pairs = segments[["recording_id", "speaker_id"]].drop_duplicates()
+        for rid, spk in zip(pairs.recording_id, pairs.speaker_id):
             rows.setdefault((split_of.get(rid, "unknown"), spk), {f: "unknown" for f in SPEAKER_FACETS + ("language",)})
     frame = pd.DataFrame([{"split": s, "speaker_id": spk, **meta} for (s, spk), meta in rows.items()])
     if frame.empty:

@@ -74,6 +74,17 @@ def page_names(recording_ids) -> dict[str, str]:
     return names
 
 
+def words_by_segment(words: pd.DataFrame) -> dict[str, list[dict]]:
+    """segment id -> its words in time order, as the recording page shows them (one pass over the table)."""
+    out: dict[str, list[dict]] = {}
+    ordered = words.sort_values(["segment_id", "start"], kind="stable")
+    for sid, word, punct, score, lang in zip(ordered.segment_id, ordered.word, ordered.punct, ordered.score,
+                                             ordered.language):
+        out.setdefault(sid, []).append({"word": word + (punct if isinstance(punct, str) else ""), "score": float(score),
+                                        "low": score < LOW_SCORE, "sep": "" if lang == "zh" else " "})
+    return out
+
+
 @dataclass(frozen=True)
 class Context:
     """What every page shows in its frame."""
@@ -212,8 +223,8 @@ class ReportWriter:
                                     self.img / "drops.png"), "drops", "What the no-speech / hallucination / loop gates removed."))
             for reason, group in reasons:
                 drops.append({"reason": reason, "count": len(group), "examples": [
-                    {"recording_id": r.recording_id, "page": f"{self.pages.get(r.recording_id, '')}.html",
-                     "start": float(r.start), "text": (r.text or "")[:120]} for r in group.head(5).itertuples()]})
+                    {"recording_id": r["recording_id"], "page": f"{self.pages.get(r['recording_id'], '')}.html",
+                     "start": float(r["start"]), "text": (r["text"] or "")[:120]} for r in group.head(5).to_dict("records")]})
         segment_buckets = {str(k): int(v) for k, v in c.segments.bucket.fillna("none").value_counts().items()}
         return self._render("words.html", self.dest / "words.html", "", page="words", title="Words",
                             words_count=len(w), asr=c.stats.get("asr"), interpolated=int(w.interpolated.sum()),
@@ -243,13 +254,12 @@ class ReportWriter:
         windows = pd.Series([w["recording_id"] for w in window_rows], dtype=object).value_counts()
         paged = self._paged()
         rows = []
-        for r in recs.itertuples():
-            rows.append({"recording_id": r.recording_id, "page": f"{self.pages[r.recording_id]}.html" if r.recording_id in paged else None,
-                         "split": r.split, "minutes": r.duration / 60, "channels": r.num_channels, "language": r.language,
-                         "scenario": r.scenario, "environment": r.environment, "device": r.device,
-                         "speech": r.speech_s / max(r.duration, 1e-9), "overlap": r.overlap_s / max(r.duration, 1e-9),
-                         "windows": int(windows.get(r.recording_id, 0)),
-                         "warnings": ", ".join(x.split(":")[0] for x in r.warnings)})
+        for r in recs.to_dict("records"):
+            rid = r["recording_id"]
+            rows.append({**r, "page": f"{self.pages[rid]}.html" if rid in paged else None, "minutes": r["duration"] / 60,
+                         "channels": r["num_channels"], "speech": r["speech_s"] / max(r["duration"], 1e-9),
+                         "overlap": r["overlap_s"] / max(r["duration"], 1e-9), "windows": int(windows.get(rid, 0)),
+                         "warnings": ", ".join(x.split(":")[0] for x in r["warnings"])})
         return self._render("recordings.html", self.dest / "recordings.html", "", page="recordings", title="Recordings",
                             rows=rows, not_paged=len(paged) < len(recs), paged=len(paged))
 
@@ -260,68 +270,55 @@ class ReportWriter:
     def recording_pages(self, window_rows: list[dict]) -> list[Path]:
         c = self.c
         paged = [r for r in c.recordings.recording_id if r in self._paged()]
-        segs = {k: g for k, g in c.segments.groupby("recording_id")}
-        events = {k: g for k, g in c.events.groupby("recording_id")}
-        words = {k: g for k, g in c.words.groupby("recording_id")}
-        drops = {k: g for k, g in c.dropped.groupby("recording_id")} if len(c.dropped) else {}
+        segs = dict(tuple(c.segments.groupby("recording_id")))
+        events = dict(tuple(c.events.groupby("recording_id")))
+        drops = dict(tuple(c.dropped.groupby("recording_id"))) if len(c.dropped) else {}
+        words = words_by_segment(c.words)
         wins: dict[str, list[dict]] = {}
         for w in window_rows:
             wins.setdefault(w["recording_id"], []).append(w)
         recs = c.recordings.set_index("recording_id")
-        speakers_meta = {(sp.speaker_id): sp for sp in c.speakers.itertuples()}
-        empty_s, empty_e, empty_w = c.segments.iloc[:0], c.events.iloc[:0], c.words.iloc[:0]
+        meta = {r["speaker_id"]: r for r in c.speakers.to_dict("records")}
+        empty_s, empty_e = c.segments.iloc[:0], c.events.iloc[:0]
+        painter = timeline.TimelinePainter()
         written = []
         for i, rid in enumerate(paged):
             rec = recs.loc[rid]
-            s, e, w = segs.get(rid, empty_s), events.get(rid, empty_e), words.get(rid, empty_w)
+            s, e = segs.get(rid, empty_s), events.get(rid, empty_e)
             channel_map = {int(ch["channel"]): str(ch["speaker_id"]) for ch in rec.channels}
             my_windows = wins.get(rid, [])
             slug = self.pages[rid]
-            timeline.draw_recording(float(rec.duration), channel_map, s, e,
-                                    [(x["start"], x["end"]) for x in my_windows], self.img / "rec" / f"{slug}.png")
+            painter.draw(float(rec.duration), channel_map, s, e, [(x["start"], x["end"]) for x in my_windows],
+                         self.img / "rec" / f"{slug}.png")
             rows = timeline.rows_of(channel_map, s)
-            colour = {(r.channel, r.speaker_id): k % 6 for k, r in enumerate(rows)}
-            speakers = []
-            for r in rows:
-                mine = s[(s.channel == r.channel) & (s.speaker_id == r.speaker_id)]
-                meta = speakers_meta.get(r.speaker_id)
-                speakers.append({"channel": r.channel, "speaker_id": r.speaker_id,
-                                 **{f: getattr(meta, f, "unknown") if meta is not None else "unknown"
-                                    for f in ("gender", "age_group", "accent", "language")},
-                                 "speech": float(mine.duration.sum()), "ipus": len(mine)})
-            by_seg = {k: g for k, g in w.groupby("segment_id")} if len(w) else {}
-            ipus = []
-            for seg in s.sort_values("start").itertuples():
-                ws = by_seg.get(seg.segment_id)
-                items = []
-                if ws is not None:
-                    for x in ws.sort_values("start").itertuples():
-                        items.append({"word": x.word + (x.punct if isinstance(x.punct, str) else ""), "score": float(x.score), "low": x.score < LOW_SCORE,
-                                      "sep": "" if x.language == "zh" else " "})
-                ipus.append({"start": seg.start, "end": seg.end, "channel": seg.channel, "speaker_id": seg.speaker_id,
-                             "text": seg.text, "bucket": seg.bucket, "words": items,
-                             "colour": colour.get((seg.channel, seg.speaker_id), 0)})
-            seg_index = s.set_index("segment_id")
+            colour = {(r.channel, r.speaker_id): k % len(timeline.SPEAKER_COLOURS) for k, r in enumerate(rows)}
+            seg_rows = sorted(s.to_dict("records"), key=lambda r: r["start"])
+            speech: dict[tuple, list[float]] = {}
+            for r in seg_rows:
+                speech.setdefault((r["channel"], r["speaker_id"]), []).append(r["duration"])
+            speakers = [{"channel": r.channel, "speaker_id": r.speaker_id,
+                         **{f: meta.get(r.speaker_id, {}).get(f, "unknown") for f in ("gender", "age_group", "accent", "language")},
+                         "speech": sum(speech.get((r.channel, r.speaker_id), [])),
+                         "ipus": len(speech.get((r.channel, r.speaker_id), []))} for r in rows]
+            ipus = [{**r, "words": words.get(r["segment_id"], []), "colour": colour.get((r["channel"], r["speaker_id"]), 0)}
+                    for r in seg_rows]
+            by_id = {r["segment_id"]: r for r in seg_rows}
             window_view = []
             for x in my_windows:
-                made_it = []
-                for sid in x["segments"]:
-                    if sid in seg_index.index:
-                        sg = seg_index.loc[sid]
-                        made_it.append({"channel": sg.channel, "speaker_id": sg.speaker_id, "start": sg.start,
-                                        "end": sg.end, "risk": sg.risk, "text": sg.text,
-                                        "reasons": sorted(((REASON_WORDS.get(k, k), v) for k, v in sg.risk_reasons.items()),
-                                                          key=lambda kv: -kv[1])})
+                made_it = [{**by_id[sid], "reasons": sorted(((REASON_WORDS.get(k, k), v) for k, v in by_id[sid]["risk_reasons"].items()),
+                                                            key=lambda kv: -kv[1])}
+                           for sid in x["segments"] if sid in by_id]
                 window_view.append({**x, "segments": made_it})
             audio = c.audio.get(rid)
-            event_counts = {str(k): int(v) for k, v in e.type.value_counts().sort_index().items()}
             written.append(self._render(
                 "recording.html", self.dest / "recordings" / f"{slug}.html", "../", page="recording", title=rid,
                 rec={"recording_id": rid, **{k: rec[k] for k in ("split", "duration", "num_channels", "language",
                                                                   "scenario", "environment", "device")}},
                 slug=slug, audio=f"../../{audio}" if audio else None, audio_name=audio, speakers=speakers,
+                key=timeline.colour_key(e), speaker_colours=timeline.SPEAKER_COLOURS,
                 warnings=list(rec.warnings), windows=window_view, ipus=ipus, low_score=LOW_SCORE,
-                drops=drops[rid].to_dict("records") if rid in drops else [], event_counts=event_counts,
+                drops=drops[rid].to_dict("records") if rid in drops else [],
+                event_counts={str(k): int(v) for k, v in e.type.value_counts().sort_index().items()},
                 minutes=max(float(rec.duration) / 60, 1e-9),
                 prev=f"{self.pages[paged[i - 1]]}.html" if i > 0 else None,
                 next=f"{self.pages[paged[i + 1]]}.html" if i + 1 < len(paged) else None))
