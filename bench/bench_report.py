@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -159,18 +160,22 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=6.0)
     ap.add_argument("--run", type=Path, help="time the report on this finished run folder instead (copied first)")
     ap.add_argument("--recording-pages", type=int, default=None)
+    ap.add_argument("--corpus", type=Path, help="keep the synthetic corpus here and reuse it when it exists")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dxc-bench-report-"))
     try:
-        if args.run:
+        if args.corpus and (args.corpus / "stats.json").exists():
+            out = args.corpus
+            what = f"synthetic corpus {args.corpus} (reused)"
+        elif args.run:
             out = work / args.run.name
             shutil.copytree(args.run, out, ignore=shutil.ignore_patterns("report"))
             what = f"run folder {args.run}"
         else:
             t0 = time.perf_counter()
-            out = synthesize(work / "corpus", args.recordings, args.minutes)
+            out = synthesize(args.corpus or work / "corpus", args.recordings, args.minutes)
             what = f"synthetic {args.recordings} recordings × {args.minutes:g} min (made in {time.perf_counter() - t0:.1f} s)"
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         from duplexcorpus.report.card import write_card
         from duplexcorpus.report.collect import load_corpus
         from duplexcorpus.report.pages import ReportWriter
@@ -182,14 +187,15 @@ def main() -> None:
         writer = ReportWriter(corpus, out / "report", args.recording_pages)
         writer.write()
         write_card(corpus)
-        total = time.perf_counter() - t0
+        total, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         recs = corpus.recordings
         size = sum(p.stat().st_size for p in (out / "report").rglob("*") if p.is_file())
         print(f"{what}: {recs.duration.sum() / 3600:.1f} h, {len(corpus.segments)} IPUs, {len(corpus.words)} words, "
               f"{len(corpus.events)} events")
-        print(f"report: {total:.1f} s in all (imports {t_import:.1f} s, reading tables {t_load:.1f} s, "
+        print(f"report: {total:.1f} s wall, {cpu:.1f} s CPU of this process (imports {t_import:.1f} s, reading tables {t_load:.1f} s, "
               + ", ".join(f"{k} {v:.1f} s" for k, v in writer.timings.items())
-              + f"); {size / 1e6:.1f} MB in {sum(1 for _ in (out / 'report').rglob('*.html'))} pages")
+              + f"); {size / 1e6:.1f} MB in {sum(1 for _ in (out / 'report').rglob('*.html'))} pages; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
