@@ -39,7 +39,9 @@ def browse_report(index: Path, audio_pages: int = 2) -> dict:
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("requestfailed", lambda r: errors.append(f"failed: {r.url}"))
+            # a media element that has read the metadata it was asked for aborts the rest: not an error
+            page.on("requestfailed", lambda r: None if (r.resource_type == "media" and r.failure == "net::ERR_ABORTED")
+                    else errors.append(f"failed ({r.failure}): {r.url}"))
             page.goto(path.as_uri(), wait_until="load")
             broken_images = page.evaluate(
                 "() => [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
