@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -118,8 +119,9 @@ class ReportWriter:
         self.ctx = Context(corpus_name=corpus.out.name, pipeline_version=pipeline_version(),
                            workflow_hash=workflow_hash(corpus.spec),
                            written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        t0 = time.perf_counter()
         self.windows = risky_windows(corpus)
-        self.timings: dict[str, float] = {}
+        self.timings: dict[str, float] = {"risky_windows": round(time.perf_counter() - t0, 3)}
 
     def _render(self, template: str, path: Path, root: str, **values) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -325,8 +327,6 @@ class ReportWriter:
         return written
 
     def write(self) -> Path:
-        import time
-
         if self.dest.exists():  # a report is rewritten whole: no page of a recording that is gone stays
             shutil.rmtree(self.dest)
         self.dest.mkdir(parents=True)
