@@ -126,6 +126,18 @@ def test_recording_pages_can_be_limited(synthetic_run, tmp_path):
     assert listing.count('href="recordings/') == 3 and "first 3 recordings" in listing
 
 
+def test_a_corpus_where_every_input_was_quarantined(tmp_path):
+    """Bad input never crashes a run: nor does a report of nothing but quarantine."""
+    from tests.report.conftest import _bench
+
+    out = _bench().synthesize(tmp_path / "empty", recordings=0)
+    index = write_report(out)
+    html = index.read_text()
+    assert "<b>0</b> recordings" in html and "<code>truncated</code>" in html
+    assert "configs" not in (out / "README.md").read_text().split("---")[1]
+    assert {k: v for k, v in browse_report(index).items() if v} == {}
+
+
 def test_report_on_the_sample_run(sample_run, tmp_path):
     """The real run on data_samples: built in under 30 s (the issue's bar), and every page works."""
     out = tmp_path / "samples"

@@ -77,6 +77,8 @@ def header(corpus: Corpus, license: str | None) -> dict:
                      "data_files": [{"split": HF_SPLIT[s], "path": f"shards/{s}-*.tar"} for s in splits]}],
         "dataset_info": {"config_name": "default", "features": FEATURES},
     }
+    if not splits:  # nothing was accepted: no shards to point at
+        del data["configs"]
     if not license:  # the Hub asks for a licence name with `other`
         data["license_name"] = "unspecified"
     return data

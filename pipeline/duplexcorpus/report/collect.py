@@ -162,8 +162,8 @@ def load_corpus(out: str | Path) -> Corpus:
     events = _events(run.frame("events"))
     speech = segs.groupby("recording_id").duration.sum()
     overlap = events[events.type == "overlap"].groupby("recording_id").duration.sum()
-    recs = recs.assign(speech_s=recs.recording_id.map(speech).fillna(0.0),
-                       overlap_s=recs.recording_id.map(overlap).fillna(0.0))
+    recs = recs.assign(speech_s=recs.recording_id.map(speech).fillna(0.0).astype(float),
+                       overlap_s=recs.recording_id.map(overlap).fillna(0.0).astype(float))
     stats_path = run.out / "stats.json"
     return Corpus(out=run.out, spec=run.spec, stats=json.loads(stats_path.read_text()) if stats_path.exists() else {},
                   recordings=recs, speakers=_speakers(recs, segs), segments=segs, words=run.frame("words"),
