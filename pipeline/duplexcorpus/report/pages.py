@@ -109,7 +109,7 @@ def risky_windows(corpus: Corpus) -> list[Window]:
 
 class ReportWriter:
     def __init__(self, corpus: Corpus, dest: Path, recording_pages: int | None = None):
-        self.c = corpus
+        self.corpus = corpus
         self.dest = dest
         self.img = dest / "img"
         self.limit = recording_pages
@@ -131,7 +131,7 @@ class ReportWriter:
 
     # -- pages ------------------------------------------------------------------------------------
     def index(self) -> Path:
-        c = self.c
+        c = self.corpus
         recs = c.recordings
         split_lang: dict[str, dict[str, float]] = {}
         for (split, lang), sec in recs.groupby(["split", "language"]).duration.sum().items():
@@ -144,7 +144,7 @@ class ReportWriter:
                             spec=c.spec, schema_versions=schema_versions(c.out))
 
     def turntaking(self) -> Path:
-        c = self.c
+        c = self.corpus
         ev, segs = c.events, c.segments
         fto = ev[ev.type == "floor_transfer"].offset.to_numpy(float)
         fto_refs = references.for_quantity("floor_transfer_offset_s")
@@ -206,7 +206,7 @@ class ReportWriter:
                             references=references.sources(), definitions=references.DEFINITIONS)
 
     def words(self) -> Path:
-        c = self.c
+        c = self.corpus
         w = c.words
         by_lang = (w.assign(language=w.language.fillna("unknown")).groupby("language").score
                    .agg(["count", "mean"]).reset_index().rename(columns={"mean": "mean_score"}))
@@ -245,14 +245,14 @@ class ReportWriter:
         return rows
 
     def review(self, window_rows: list[dict]) -> Path:
-        wf = RunFolder(self.c.out).workflow
+        wf = RunFolder(self.corpus.out).workflow
         return self._render("review.html", self.dest / "review.html", "", page="review", title="Review",
-                            review=self.c.review, windows=sorted(window_rows, key=lambda r: -r["score"]),
+                            review=self.corpus.review, windows=sorted(window_rows, key=lambda r: -r["score"]),
                             window_minutes=sum(w["end"] - w["start"] for w in window_rows) / 60,
                             budget_share=wf.review.budget_share)
 
     def recordings(self, window_rows: list[dict]) -> Path:
-        recs = self.c.recordings
+        recs = self.corpus.recordings
         windows = pd.Series([w["recording_id"] for w in window_rows], dtype=object).value_counts()
         paged = self._paged()
         rows = []
@@ -266,11 +266,11 @@ class ReportWriter:
                             rows=rows, not_paged=len(paged) < len(recs), paged=len(paged))
 
     def _paged(self) -> set[str]:
-        ids = list(self.c.recordings.recording_id)
+        ids = list(self.corpus.recordings.recording_id)
         return set(ids if self.limit is None else ids[: self.limit])
 
     def recording_pages(self, window_rows: list[dict]) -> list[Path]:
-        c = self.c
+        c = self.corpus
         paged = [r for r in c.recordings.recording_id if r in self._paged()]
         segs = dict(tuple(c.segments.groupby("recording_id")))
         events = dict(tuple(c.events.groupby("recording_id")))
