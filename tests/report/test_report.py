@@ -73,6 +73,7 @@ def browse_report(index: Path, audio_pages: int = 2) -> dict:
     return problems
 
 
+@pytest.mark.slow  # a browser: not the fast lane
 def test_report_opens_in_chromium_with_everything_working(synthetic_run, tmp_path):
     out = tmp_path / "corpus"
     shutil.copytree(synthetic_run, out)
@@ -126,6 +127,7 @@ def test_recording_pages_can_be_limited(synthetic_run, tmp_path):
     assert listing.count('href="recordings/') == 3 and "first 3 recordings" in listing
 
 
+@pytest.mark.slow  # a browser: not the fast lane
 def test_a_corpus_where_every_input_was_quarantined(tmp_path):
     """Bad input never crashes a run: nor does a report of nothing but quarantine."""
     from tests.report.conftest import _bench
