@@ -127,7 +127,8 @@ def body(corpus: Corpus, license: str | None) -> str:
         "binary), the sample metadata as JSON (`json`), the frame labels `labels.npy` "
         "(uint8 `[channels, labels, frames]` at 12.5 Hz: speech, floor, backchannel, interruption, overlap) and "
         "the word frames `text.npy` (int32 `[channels, frames]`, 1 + index into `json.words`, 0 = none). "
-        "`webdataset` reads the same shards directly (`shards/{train,valid,test}-NNNNNN.tar`).",
+        "`webdataset` reads the same shards directly (`shards/{train,valid,test}-NNNNNN.tar`). "
+        "Checked with `datasets` 5.0.1 (the `json` column uses its `Json` feature type).",
         "",
         "## Statistics",
         "",
