@@ -127,6 +127,17 @@ def shard(out):
     click.echo(json.dumps({"recordings": result.recordings, "shards": len(result.shards)}))
 
 
+@main.command()
+@click.argument("out", type=click.Path(exists=True))
+@click.option("--recording-pages", type=int, default=None, help="Pages for the first N recordings only (default: all).")
+@click.option("--license", "license_", default=None, help="Licence id for the dataset card, e.g. cc-by-4.0 (default: other).")
+def report(out, recording_pages, license_):
+    """Write OUT/report/ (static HTML: statistics, plots, a page per recording) and the dataset card OUT/README.md."""
+    from duplexcorpus.report import write_report
+
+    click.echo(f"report: {write_report(out, recording_pages=recording_pages, license=license_)}")
+
+
 @main.group()
 def review() -> None:
     """Route uncertain regions to Label Studio and merge the corrections back."""
