@@ -1,0 +1,264 @@
+"""Recording conditions per channel: SNR, noise floor, clipping share, effective bandwidth.
+
+Measured from the recording itself, with the speech regions the pipeline already found (IPUs):
+
+- **SNR** = 10 log10((P_speech - P_noise) / P_noise): P_speech is the mean power inside the
+  channel's IPUs (speech plus the noise under it, hence the subtraction), P_noise the mean power of
+  frames away from every channel's IPUs (so another speaker's leak and its reverberant tail do not
+  count as noise); the same definition a mixer uses (speech power over speech-active samples).
+- **noise floor** (dBFS): a low percentile of the short-frame powers of those noise frames, the level
+  the channel never goes below between words (robust to a door slam or a cough in the pauses).
+- **clipping share**: samples at full scale in the original input (`validation.clip_level`, the level
+  ingest checks), per channel; measured on the source files, since resampling moves the plateaus.
+- **effective bandwidth**: the highest frequency at which the long-term spectrum of the speech
+  frames is within `bandwidth_drop_db` of its peak, classed by the nearest ITU-T band edge on a log
+  scale: narrowband / telephone 3.4 kHz (G.712), wideband 7 kHz (G.722), super-wideband 14 kHz,
+  fullband 20 kHz. The class boundaries are the geometric means of neighbouring band edges.
+
+All functions are pure over arrays; the stage (stages/conditions.py) streams the audio through
+`FrameStats` in blocks, so a long call never sits in memory.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import soundfile as sf
+
+# ITU-T nominal upper band edges (Hz): G.712 narrowband, G.722 wideband, G.722.1C super-wideband, fullband
+BAND_EDGES_HZ = {"telephone": 3400.0, "wideband": 7000.0, "superwideband": 14000.0, "fullband": 20000.0}
+POWER_FLOOR = 1e-20  # below any real signal (-200 dBFS): keeps log10 finite on digital silence
+
+
+@dataclass(frozen=True)
+class ChannelConditions:
+    """What one channel's recording conditions were (None where the evidence is missing)."""
+
+    channel: int
+    snr_db: float | None  # None: no speech, or no stretch away from all speech to measure noise on
+    speech_level_dbfs: float | None  # mean power inside the IPUs (speech + noise), dB re full scale
+    noise_level_dbfs: float | None  # mean power of the noise frames (the SNR's denominator)
+    noise_floor_dbfs: float | None  # low percentile of the noise frames' short-frame powers
+    clipped_share: float | None  # share of the source channel's samples at full scale
+    bandwidth_hz: float | None  # highest frequency within bandwidth_drop_db of the speech spectrum's peak
+    bandwidth: str | None  # telephone | wideband | superwideband | fullband
+    speech_seconds: float = 0.0
+    noise_seconds: float = 0.0  # how much audio the noise estimate rests on
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RecordingConditions:
+    channels: tuple[ChannelConditions, ...]
+    environment_suggested: str | None  # only when the metadata gives no environment
+    device_suggested: str | None  # only when the metadata gives no device
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"channels": [c.to_dict() for c in self.channels],
+                "environment_suggested": self.environment_suggested, "device_suggested": self.device_suggested}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RecordingConditions":
+        return cls(tuple(ChannelConditions(**c) for c in d["channels"]), d.get("environment_suggested"),
+                   d.get("device_suggested"))
+
+
+def load_conditions(path: str | Path) -> RecordingConditions:
+    return RecordingConditions.from_dict(json.loads(Path(path).read_text()))
+
+
+# ------------------------------------------------------------------------------------ frames
+def frame_powers(x: np.ndarray, hop: int) -> np.ndarray:
+    """Mean square of each non-overlapping frame of `hop` samples of a 1-D signal (a partial tail is dropped)."""
+    n = len(x) // hop
+    return np.mean(x[: n * hop].astype(np.float64).reshape(n, hop) ** 2, axis=1)
+
+
+def frame_spectra(x: np.ndarray, hop: int) -> np.ndarray:
+    """Power spectrum (Hann window, rfft) of each non-overlapping frame: [frames, hop // 2 + 1]."""
+    n = len(x) // hop
+    frames = x[: n * hop].astype(np.float64).reshape(n, hop) * np.hanning(hop)
+    return np.abs(np.fft.rfft(frames, axis=1)) ** 2
+
+
+def span_mask(spans: Iterable[tuple[float, float]], n_frames: int, frame_s: float, guard_s: float = 0.0) -> np.ndarray:
+    """Frames whose centre lies inside a span widened by `guard_s` on both sides."""
+    centres = (np.arange(n_frames) + 0.5) * frame_s
+    mask = np.zeros(n_frames, bool)
+    for start, end in spans:
+        mask |= (centres >= start - guard_s) & (centres < end + guard_s)
+    return mask
+
+
+def noise_mask(own: np.ndarray, anyone_guarded: np.ndarray, own_guarded: np.ndarray, min_frames: int) -> np.ndarray:
+    """The frames the noise is measured on: away from every channel's speech when there are at
+    least `min_frames` of them (a leaked voice is not background noise), else away from this
+    channel's own speech only (a call where someone always talks)."""
+    shared = ~anyone_guarded
+    if shared.sum() >= min_frames:
+        return shared
+    return ~own_guarded & ~own
+
+
+# ---------------------------------------------------------------------------------- measures
+def dbfs(power: float) -> float:
+    return float(10 * np.log10(max(power, POWER_FLOOR)))
+
+
+def snr_db(speech_powers: np.ndarray, noise_powers: np.ndarray) -> float | None:
+    """10 log10((P_speech - P_noise) / P_noise) over frame powers; None without both, or when the
+    speech stretches are no louder than the noise (nothing left to call speech)."""
+    if len(speech_powers) == 0 or len(noise_powers) == 0:
+        return None
+    p_speech, p_noise = float(np.mean(speech_powers)), float(np.mean(noise_powers))
+    if p_noise <= POWER_FLOOR:
+        return None  # digital silence between words: no noise to measure
+    if p_speech <= p_noise:
+        return None
+    return float(10 * np.log10((p_speech - p_noise) / p_noise))
+
+
+def noise_floor_dbfs(noise_powers: np.ndarray, percentile: float) -> float | None:
+    if len(noise_powers) == 0:
+        return None
+    return dbfs(float(np.percentile(noise_powers, percentile)))
+
+
+def effective_bandwidth(ltas: np.ndarray, rate: int, drop_db: float, smooth_hz: float = 200.0) -> float | None:
+    """The highest frequency (Hz) at which the long-term average spectrum `ltas` (power, rfft bins
+    0..rate/2) smoothed over `smooth_hz` is within `drop_db` of its peak; None for an empty spectrum."""
+    if ltas.size < 2 or not np.any(ltas > 0):
+        return None
+    bin_hz = rate / 2 / (len(ltas) - 1)
+    width = max(1, int(round(smooth_hz / bin_hz)))
+    smooth = np.convolve(ltas, np.ones(width) / width, mode="same")
+    level = 10 * np.log10(np.maximum(smooth, POWER_FLOOR))
+    above = np.flatnonzero(level >= level.max() - drop_db)
+    return float(above[-1] * bin_hz)
+
+
+def bandwidth_class(edge_hz: float | None) -> str | None:
+    """The ITU-T band whose nominal upper edge is nearest on a log scale (boundaries: geometric means)."""
+    if edge_hz is None:
+        return None
+    names, edges = list(BAND_EDGES_HZ), list(BAND_EDGES_HZ.values())
+    for k in range(len(edges) - 1):
+        if edge_hz < np.sqrt(edges[k] * edges[k + 1]):
+            return names[k]
+    return names[-1]
+
+
+def clipped_counts(path: str, clip_level: float, block_frames: int = 1 << 18) -> tuple[np.ndarray, int]:
+    """Per source channel: samples with |x| >= clip_level, and the frames decoded (one streaming pass)."""
+    counts, frames = None, 0
+    with sf.SoundFile(path) as handle:
+        for block in handle.blocks(blocksize=block_frames, dtype="float64", always_2d=True):
+            hits = (np.abs(np.nan_to_num(block)) >= clip_level).sum(axis=0)
+            counts = hits if counts is None else counts + hits
+            frames += len(block)
+    return (counts if counts is not None else np.zeros(0, int)), frames
+
+
+# ------------------------------------------------------------------------------- accumulation
+class FrameStats:
+    """One channel's frame powers and per-frame speech spectra, fed block by block (blocks must be
+    whole frames long except the last); the speech mask is known beforehand (the IPUs)."""
+
+    def __init__(self, hop: int, speech: np.ndarray):
+        self.hop, self.speech = hop, speech
+        self.powers: list[np.ndarray] = []
+        self.spectrum_sum = np.zeros(hop // 2 + 1)
+        self.frames = 0
+
+    def add(self, x: np.ndarray) -> None:
+        p = frame_powers(x, self.hop)
+        k0, k1 = self.frames, self.frames + len(p)
+        speech = self.speech[k0:k1]
+        if len(speech) < len(p):  # audio beyond the mask: not speech
+            speech = np.concatenate([speech, np.zeros(len(p) - len(speech), bool)])
+        if speech.any():
+            self.spectrum_sum += frame_spectra(x, self.hop)[speech].sum(axis=0)
+        self.powers.append(p)
+        self.frames = k1
+
+    def all_powers(self) -> np.ndarray:
+        return np.concatenate(self.powers) if self.powers else np.zeros(0)
+
+
+@dataclass(frozen=True)
+class Settings:
+    frame_s: float = 0.02
+    guard_s: float = 0.3
+    min_noise_s: float = 1.0
+    noise_floor_percentile: float = 10.0
+    bandwidth_drop_db: float = 45.0
+
+
+def channel_conditions(channel: int, powers: np.ndarray, speech_spectrum: np.ndarray, rate: int,
+                       own: np.ndarray, noise: np.ndarray, settings: Settings,
+                       clipped_share: float | None) -> ChannelConditions:
+    """The measures from one channel's frame powers, its summed speech spectrum and the frame masks."""
+    n = len(powers)
+    own, noise = own[:n], noise[:n]
+    speech_p, noise_p = powers[own], powers[noise]
+    edge = effective_bandwidth(speech_spectrum, rate, settings.bandwidth_drop_db) if own.any() else None
+    return ChannelConditions(
+        channel=channel, snr_db=_round(snr_db(speech_p, noise_p), 2),
+        speech_level_dbfs=_round(dbfs(float(speech_p.mean())), 2) if len(speech_p) else None,
+        noise_level_dbfs=_round(dbfs(float(noise_p.mean())), 2) if len(noise_p) else None,
+        noise_floor_dbfs=_round(noise_floor_dbfs(noise_p, settings.noise_floor_percentile), 2),
+        clipped_share=clipped_share, bandwidth_hz=_round(edge, 0), bandwidth=bandwidth_class(edge),
+        speech_seconds=round(float(own.sum() * settings.frame_s), 2),
+        noise_seconds=round(float(noise.sum() * settings.frame_s), 2))
+
+
+def measure_channels(audio: np.ndarray, rate: int, speech_spans: Sequence[Sequence[tuple[float, float]]],
+                     settings: Settings = Settings(), clipped_shares: Sequence[float | None] | None = None
+                     ) -> list[ChannelConditions]:
+    """The conditions of every channel of an in-memory [channels, samples] array, given each
+    channel's speech spans (s). The stage does the same in blocks."""
+    hop = int(round(settings.frame_s * rate))
+    n = audio.shape[1] // hop
+    masks = speech_masks(speech_spans, n, settings)
+    out = []
+    for c in range(audio.shape[0]):
+        stats = FrameStats(hop, masks[0][c])
+        stats.add(audio[c])
+        out.append(channel_conditions(c, stats.all_powers(), stats.spectrum_sum, rate, masks[0][c], masks[1][c],
+                                      settings, None if clipped_shares is None else clipped_shares[c]))
+    return out
+
+
+def speech_masks(speech_spans: Sequence[Sequence[tuple[float, float]]], n_frames: int,
+                 settings: Settings) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per channel: its speech frames, and the frames its noise is measured on."""
+    own = [span_mask(spans, n_frames, settings.frame_s) for spans in speech_spans]
+    guarded = [span_mask(spans, n_frames, settings.frame_s, settings.guard_s) for spans in speech_spans]
+    anyone = np.logical_or.reduce(guarded) if guarded else np.zeros(n_frames, bool)
+    min_frames = int(round(settings.min_noise_s / settings.frame_s))
+    return own, [noise_mask(o, anyone, g, min_frames) for o, g in zip(own, guarded)]
+
+
+# --------------------------------------------------------------------------- suggested labels
+def suggest_environment(channels: Sequence[ChannelConditions], quiet_snr_db: float, noisy_snr_db: float) -> str | None:
+    """quiet / moderate_noise / noisy from the worst channel's SNR; None when no channel has one."""
+    snrs = [c.snr_db for c in channels if c.snr_db is not None]
+    if not snrs:
+        return None
+    worst = min(snrs)
+    return "quiet" if worst >= quiet_snr_db else "moderate_noise" if worst >= noisy_snr_db else "noisy"
+
+
+def suggest_device(channels: Sequence[ChannelConditions]) -> str | None:
+    """phone when any channel is telephone band (a handset or a phone line); None otherwise: a
+    wide band says nothing certain about the device."""
+    return "phone" if any(c.bandwidth == "telephone" for c in channels) else None
+
+
+def _round(x: float | None, digits: int) -> float | None:
+    return None if x is None else round(float(x), digits)
