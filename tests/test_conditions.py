@@ -175,3 +175,13 @@ def test_settings_frame_length_does_not_move_the_estimate(speech):
     a = measure_channels(x, RATE, [spans], Settings(frame_s=0.02))[0].snr_db
     b = measure_channels(x, RATE, [spans], Settings(frame_s=0.032))[0].snr_db
     assert abs(a - b) < 0.5 and abs(a - 20) < 1.5
+
+
+def test_padding_is_not_noise(speech):
+    """A file that starts later on the shared clock is padded with zeros: they do not lower the noise."""
+    clean, spans, p_speech = speech
+    noise = np.random.default_rng(5).standard_normal(len(clean)) * np.sqrt(p_speech / 10 ** 2.5)
+    x = clean + noise
+    x[: int(0.6 * RATE)] = 0.0  # before its recorder started
+    found = measure_channels(x[None].astype(np.float32), RATE, [spans])[0]
+    assert abs(found.snr_db - 25.0) <= 1.5, found

@@ -5,7 +5,8 @@ Measured from the recording itself, with the speech regions the pipeline already
 - **SNR** = 10 log10((P_speech - P_noise) / P_noise): P_speech is the mean power inside the
   channel's IPUs (speech plus the noise under it, hence the subtraction), P_noise the mean power of
   frames away from every channel's IPUs (so another speaker's leak and its reverberant tail do not
-  count as noise); the same definition a mixer uses (speech power over speech-active samples).
+  count as noise; nor do digitally silent frames, the padding of a file that starts later); the
+  same definition a mixer uses (speech power over speech-active samples).
 - **noise floor** (dBFS): a low percentile of the short-frame powers of those noise frames, the level
   the channel never goes below between words (robust to a door slam or a cough in the pauses).
 - **clipping share**: samples at full scale in the original input (`validation.clip_level`, the level
@@ -31,6 +32,9 @@ import soundfile as sf
 # ITU-T nominal upper band edges (Hz): G.712 narrowband, G.722 wideband, G.722.1C super-wideband, fullband
 BAND_EDGES_HZ = {"telephone": 3400.0, "wideband": 7000.0, "superwideband": 14000.0, "fullband": 20000.0}
 POWER_FLOOR = 1e-20  # below any real signal (-200 dBFS): keeps log10 finite on digital silence
+# a frame this quiet (-150 dBFS, below one 24-bit LSB) holds no recorded noise: padding (a file that
+# starts later on the shared clock, a shorter file), a muted line; it is left out of the noise frames
+DIGITAL_ZERO = 1e-15
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,7 @@ def channel_conditions(channel: int, powers: np.ndarray, speech_spectrum: np.nda
                        clipped_share: float | None) -> ChannelConditions:
     """The measures from one channel's frame powers, its summed speech spectrum and the frame masks."""
     n = len(powers)
-    own, noise = own[:n], noise[:n]
+    own, noise = own[:n], noise[:n] & (powers >= DIGITAL_ZERO)
     speech_p, noise_p = powers[own], powers[noise]
     edge = effective_bandwidth(speech_spectrum, rate, settings.bandwidth_drop_db) if own.any() else None
     return ChannelConditions(
