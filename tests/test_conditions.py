@@ -181,7 +181,7 @@ def test_padding_is_not_noise(speech):
     """A file that starts later on the shared clock is padded with zeros: they do not lower the noise."""
     clean, spans, p_speech = speech
     noise = np.random.default_rng(5).standard_normal(len(clean)) * np.sqrt(p_speech / 10 ** 2.5)
-    x = clean + noise
-    x[: int(0.6 * RATE)] = 0.0  # before its recorder started
-    found = measure_channels(x[None].astype(np.float32), RATE, [spans])[0]
+    lead = np.random.default_rng(6).standard_normal(int(1.5 * RATE)) * np.sqrt(p_speech / 10 ** 2.5)
+    x = np.concatenate([np.zeros(3 * RATE), lead, clean + noise])  # 3 s before its recorder started
+    found = measure_channels(x[None].astype(np.float32), RATE, [[(s + 4.5, e + 4.5) for s, e in spans]])[0]
     assert abs(found.snr_db - 25.0) <= 1.5, found
