@@ -185,3 +185,24 @@ def test_padding_is_not_noise(speech):
     x = np.concatenate([np.zeros(3 * RATE), lead, clean + noise])  # 3 s before its recorder started
     found = measure_channels(x[None].astype(np.float32), RATE, [[(s + 4.5, e + 4.5) for s, e in spans]])[0]
     assert abs(found.snr_db - 25.0) <= 1.5, found
+
+
+def test_unattributed_leak_inside_the_ipus_does_not_pull_the_speech_level_down(speech):
+    """A leak 180 ms late (beyond the crosstalk stage's lag range) becomes IPUs on the listener's
+    channel; the speech level is measured where the channel leads, so the SNR stays right."""
+    clean, spans, _ = speech
+    k = max(1, len(spans) // 4)  # channel 1 talks three times as long as channel 0
+    half = int((spans[k - 1][1] + spans[k][0]) / 2 * RATE)
+    a = np.concatenate([clean[:half], np.zeros(len(clean) - half, np.float32)])
+    b = np.concatenate([np.zeros(half, np.float32), clean[half:]])
+    spans_a, spans_b = spans[:k], spans[k:]
+    p_a = np.mean(np.concatenate([a[int(s * RATE): int(e * RATE)] for s, e in spans_a]).astype(np.float64) ** 2)
+    delay, leak = int(0.18 * RATE), 10 ** (-10 / 20)
+    late = lambda x: np.concatenate([np.zeros(delay, np.float32), x[:-delay]])  # noqa: E731
+    noise = np.random.default_rng(8).standard_normal((2, len(clean))) * np.sqrt(p_a / 10 ** 2.5)
+    audio = (np.stack([a + leak * late(b), b + leak * late(a)]) + noise).astype(np.float32)
+    leaky_a = spans_a + [(s + 0.18, e + 0.18) for s, e in spans_b]  # the leak kept as IPUs of channel 0
+    found = measure_channels(audio, RATE, [leaky_a, spans_b])[0]
+    assert abs(found.snr_db - 25.0) <= 3.0, found
+    alone = measure_channels(audio[:1], RATE, [leaky_a])[0]  # no other channel to lead: the leak counts
+    assert alone.snr_db < 22.0, alone

@@ -3,7 +3,9 @@
 Measured from the recording itself, with the speech regions the pipeline already found (IPUs):
 
 - **SNR** = 10 log10((P_speech - P_noise) / P_noise): P_speech is the mean power inside the
-  channel's IPUs (speech plus the noise under it, hence the subtraction), P_noise the mean power of
+  channel's IPUs where it leads every other channel relative to their own speech levels (speech
+  plus the noise under it, hence the subtraction; an IPU may hold the other voice's unattributed
+  leak, see `dominant_speech`), P_noise the mean power of
   frames away from every channel's IPUs (so another speaker's leak and its reverberant tail do not
   count as noise; nor do digitally silent frames, the padding of a file that starts later); the
   same definition a mixer uses (speech power over speech-active samples).
@@ -198,26 +200,27 @@ class FrameStats:
 class Settings:
     frame_s: float = 0.02
     guard_s: float = 0.3
-    min_noise_s: float = 1.0
+    min_seconds: float = 1.0
     noise_floor_percentile: float = 10.0
     bandwidth_drop_db: float = 45.0
 
 
 def channel_conditions(channel: int, powers: np.ndarray, speech_spectrum: np.ndarray, rate: int,
-                       own: np.ndarray, noise: np.ndarray, settings: Settings,
+                       speech: np.ndarray, noise: np.ndarray, settings: Settings,
                        clipped_share: float | None) -> ChannelConditions:
-    """The measures from one channel's frame powers, its summed speech spectrum and the frame masks."""
+    """The measures from one channel's frame powers, its summed IPU-frame spectrum and the frame masks
+    (`speech`: the frames its speech power is measured on)."""
     n = len(powers)
-    own, noise = own[:n], noise[:n] & (powers >= DIGITAL_ZERO)
-    speech_p, noise_p = powers[own], powers[noise]
-    edge = effective_bandwidth(speech_spectrum, rate, settings.bandwidth_drop_db) if own.any() else None
+    speech, noise = speech[:n], noise[:n] & (powers >= DIGITAL_ZERO)
+    speech_p, noise_p = powers[speech], powers[noise]
+    edge = effective_bandwidth(speech_spectrum, rate, settings.bandwidth_drop_db) if speech.any() else None
     return ChannelConditions(
         channel=channel, snr_db=_round(snr_db(speech_p, noise_p), 2),
         speech_level_dbfs=_round(dbfs(float(speech_p.mean())), 2) if len(speech_p) else None,
         noise_level_dbfs=_round(dbfs(float(noise_p.mean())), 2) if len(noise_p) else None,
         noise_floor_dbfs=_round(noise_floor_dbfs(noise_p, settings.noise_floor_percentile), 2),
         clipped_share=clipped_share, bandwidth_hz=_round(edge, 0), bandwidth=bandwidth_class(edge),
-        speech_seconds=round(float(own.sum() * settings.frame_s), 2),
+        speech_seconds=round(float(speech.sum() * settings.frame_s), 2),
         noise_seconds=round(float(noise.sum() * settings.frame_s), 2))
 
 
@@ -228,24 +231,55 @@ def measure_channels(audio: np.ndarray, rate: int, speech_spans: Sequence[Sequen
     channel's speech spans (s). The stage does the same in blocks."""
     hop = int(round(settings.frame_s * rate))
     n = audio.shape[1] // hop
-    masks = speech_masks(speech_spans, n, settings)
-    out = []
+    own, noise = speech_masks(speech_spans, n, settings)
+    stats = []
     for c in range(audio.shape[0]):
-        stats = FrameStats(hop, masks[0][c])
-        stats.add(audio[c])
-        out.append(channel_conditions(c, stats.all_powers(), stats.spectrum_sum, rate, masks[0][c], masks[1][c],
-                                      settings, None if clipped_shares is None else clipped_shares[c]))
-    return out
+        stats.append(FrameStats(hop, own[c]))
+        stats[c].add(audio[c])
+    speech = dominant_speech(own, [st.all_powers() for st in stats], settings)
+    return [channel_conditions(c, st.all_powers(), st.spectrum_sum, rate, speech[c], noise[c], settings,
+                               None if clipped_shares is None else clipped_shares[c]) for c, st in enumerate(stats)]
 
 
 def speech_masks(speech_spans: Sequence[Sequence[tuple[float, float]]], n_frames: int,
                  settings: Settings) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per channel: its speech frames, and the frames its noise is measured on."""
+    """Per channel: its IPU frames, and the frames its noise is measured on."""
     own = [span_mask(spans, n_frames, settings.frame_s) for spans in speech_spans]
     guarded = [span_mask(spans, n_frames, settings.frame_s, settings.guard_s) for spans in speech_spans]
     anyone = np.logical_or.reduce(guarded) if guarded else np.zeros(n_frames, bool)
-    min_frames = int(round(settings.min_noise_s / settings.frame_s))
+    min_frames = int(round(settings.min_seconds / settings.frame_s))
     return own, [noise_mask(o, anyone, g, min_frames) for o, g in zip(own, guarded)]
+
+
+def dominant_speech(own: Sequence[np.ndarray], powers: Sequence[np.ndarray], settings: Settings) -> list[np.ndarray]:
+    """Per channel: its IPU frames where it is the loudest channel relative to each channel's own
+    speech level (its 95th-percentile IPU frame power), against every other channel's level over
+    the preceding `guard_s` (a leak arrives up to that much later than its source). IPUs also hold
+    the other voice's leak when the leak is too late or too loud to be attributed (it is quieter
+    than the speaker and would pull the speech power down); a speaker's level is measured where
+    they lead. Fewer than `min_seconds` of such frames: all its IPU frames."""
+    n = min(len(p) for p in powers) if powers else 0
+    if len(own) < 2 or n == 0:
+        return [o[:n] for o in own]
+    window = max(1, int(round(settings.guard_s / settings.frame_s)))
+    relative = []
+    for o, p in zip(own, powers):
+        o, p = o[:n], p[:n]
+        ref = float(np.percentile(p[o], 95)) if o.any() else float(np.max(p)) or 1.0
+        relative.append(p / max(ref, POWER_FLOOR))
+    view = np.lib.stride_tricks.sliding_window_view
+    recent = [view(np.concatenate([np.zeros(window), r]), window + 1).max(axis=1) for r in relative]
+    # a speaker's envelope: the loudest frame within guard_s either side, so the soft frames of
+    # their own words (and short pauses, as in any IPU) stay with them
+    envelope = [view(np.concatenate([np.zeros(window), r, np.zeros(window)]), 2 * window + 1).max(axis=1)
+                for r in relative]
+    min_frames = int(round(settings.min_seconds / settings.frame_s))
+    out = []
+    for c, o in enumerate(own):
+        rival = np.max([recent[d] for d in range(len(own)) if d != c], axis=0)
+        lead = o[:n] & (envelope[c] >= rival)
+        out.append(lead if lead.sum() >= min_frames else o[:n])
+    return out
 
 
 # --------------------------------------------------------------------------- suggested labels

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from duplexcorpus.conditions import (FrameStats, RecordingConditions, Settings, channel_conditions, clipped_counts,
+from duplexcorpus.conditions import (FrameStats, RecordingConditions, Settings, channel_conditions, clipped_counts, dominant_speech,
                                      load_conditions, speech_masks, suggest_device, suggest_environment)
 from duplexcorpus.stages.base import Output, Stage, WorkItem
 from duplexcorpus.stages.ipus import IpuStage
@@ -34,7 +34,7 @@ class ConditionsStage(Stage):
     def process(self, item: WorkItem, out_dir: Path) -> None:
         rec = item.rec()
         cfg = self.cfg
-        settings = Settings(frame_s=cfg.frame_s, guard_s=cfg.guard_s, min_noise_s=cfg.min_noise_s,
+        settings = Settings(frame_s=cfg.frame_s, guard_s=cfg.guard_s, min_seconds=cfg.min_seconds,
                             noise_floor_percentile=cfg.noise_floor_percentile, bandwidth_drop_db=cfg.bandwidth_drop_db)
         audio_path = str(item.path(TracksStage.AUDIO))
         info = sf.info(audio_path)
@@ -50,7 +50,8 @@ class ConditionsStage(Stage):
                 for c, st in enumerate(stats):
                     st.add(x[:, c])
         clipped = self.clipped_shares(rec)
-        channels = tuple(channel_conditions(c, st.all_powers(), st.spectrum_sum, rate, own[c], noise[c], settings,
+        speech = dominant_speech(own, [st.all_powers() for st in stats], settings)
+        channels = tuple(channel_conditions(c, st.all_powers(), st.spectrum_sum, rate, speech[c], noise[c], settings,
                                             clipped[c]) for c, st in enumerate(stats))
         result = RecordingConditions(
             channels,
