@@ -5,10 +5,10 @@ Measured from the recording itself, with the speech regions the pipeline already
 - **SNR** = 10 log10((P_speech - P_noise) / P_noise): P_speech is the mean power inside the
   channel's IPUs where it leads every other channel relative to their own speech levels (speech
   plus the noise under it, hence the subtraction; an IPU may hold the other voice's unattributed
-  leak, see `dominant_speech`), P_noise the mean power of
-  frames away from every channel's IPUs (so another speaker's leak and its reverberant tail do not
-  count as noise; nor do digitally silent frames, the padding of a file that starts later); the
-  same definition a mixer uses (speech power over speech-active samples).
+  leak, see `dominant_speech`), P_noise the mean power of frames away from every channel's IPUs
+  (so another speaker's leak and its reverberant tail do not count as noise; nor do digitally
+  silent frames, the padding of a file that starts later); the same definition a mixer uses
+  (speech power over speech-active samples).
 - **noise floor** (dBFS): a low percentile of the short-frame powers of those noise frames, the level
   the channel never goes below between words (robust to a door slam or a cough in the pauses).
 - **clipping share**: samples at full scale in the original input (`validation.clip_level`, the level
@@ -85,11 +85,14 @@ def frame_powers(x: np.ndarray, hop: int) -> np.ndarray:
     return np.mean(x[: n * hop].astype(np.float64).reshape(n, hop) ** 2, axis=1)
 
 
-def frame_spectra(x: np.ndarray, hop: int) -> np.ndarray:
-    """Power spectrum (Hann window, rfft) of each non-overlapping frame: [frames, hop // 2 + 1]."""
+def frame_spectra(x: np.ndarray, hop: int, keep: np.ndarray | None = None) -> np.ndarray:
+    """Power spectrum (Hann window, rfft) of each non-overlapping frame (only those in `keep`):
+    [frames, hop // 2 + 1]."""
     n = len(x) // hop
-    frames = x[: n * hop].astype(np.float64).reshape(n, hop) * np.hanning(hop)
-    return np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    frames = x[: n * hop].astype(np.float64).reshape(n, hop)
+    if keep is not None:
+        frames = frames[keep[:n]]
+    return np.abs(np.fft.rfft(frames * np.hanning(hop), axis=1)) ** 2
 
 
 def span_mask(spans: Iterable[tuple[float, float]], n_frames: int, frame_s: float, guard_s: float = 0.0) -> np.ndarray:
@@ -188,7 +191,7 @@ class FrameStats:
         if len(speech) < len(p):  # audio beyond the mask: not speech
             speech = np.concatenate([speech, np.zeros(len(p) - len(speech), bool)])
         if speech.any():
-            self.spectrum_sum += frame_spectra(x, self.hop)[speech].sum(axis=0)
+            self.spectrum_sum += frame_spectra(x, self.hop, speech).sum(axis=0)
         self.powers.append(p)
         self.frames = k1
 
