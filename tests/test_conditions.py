@@ -164,8 +164,9 @@ def test_suggestions_come_from_the_worst_channel_and_the_band():
     assert suggest_environment([ch(35, "wideband"), ch(12, "wideband")], 30, 15) == "noisy"
     assert suggest_environment([ch(20, None)], 30, 15) == "moderate_noise"
     assert suggest_environment([ch(None, None)], 30, 15) is None
-    assert suggest_device([ch(20, "telephone"), ch(20, "wideband")]) == "phone"
-    assert suggest_device([ch(20, "wideband")]) is None
+    assert suggest_device([ch(20, "telephone"), ch(20, "telephone"), ch(None, None)]) == "phone"
+    assert suggest_device([ch(20, "telephone"), ch(20, "wideband")]) is None
+    assert suggest_device([ch(20, "wideband")]) is None and suggest_device([ch(None, None)]) is None
 
 
 def test_settings_frame_length_does_not_move_the_estimate(speech):
@@ -206,3 +207,12 @@ def test_unattributed_leak_inside_the_ipus_does_not_pull_the_speech_level_down(s
     assert abs(found.snr_db - 25.0) <= 3.0, found
     alone = measure_channels(audio[:1], RATE, [leaky_a])[0]  # no other channel to lead: the leak counts
     assert alone.snr_db < 22.0, alone
+
+
+def test_no_shared_silence_gives_no_snr_rather_than_leak_taken_for_noise():
+    """Two channels whose IPUs cover the whole recording between them (a meeting where someone
+    always talks): there is no stretch of noise alone to measure."""
+    rng = np.random.default_rng(9)
+    audio = (0.01 * rng.standard_normal((2, 10 * RATE))).astype(np.float32)
+    found = measure_channels(audio, RATE, [[(0.0, 5.0)], [(5.0, 10.0)]])
+    assert [c.snr_db for c in found] == [None, None] and found[0].noise_seconds == 0.0

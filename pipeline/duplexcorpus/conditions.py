@@ -104,14 +104,15 @@ def span_mask(spans: Iterable[tuple[float, float]], n_frames: int, frame_s: floa
     return mask
 
 
-def noise_mask(own: np.ndarray, anyone_guarded: np.ndarray, own_guarded: np.ndarray, min_frames: int) -> np.ndarray:
-    """The frames the noise is measured on: away from every channel's speech when there are at
-    least `min_frames` of them (a leaked voice is not background noise), else away from this
-    channel's own speech only (a call where someone always talks)."""
-    shared = ~anyone_guarded
-    if shared.sum() >= min_frames:
-        return shared
-    return ~own_guarded & ~own
+def noise_mask(anyone_guarded: np.ndarray, anyone: np.ndarray, min_frames: int) -> np.ndarray:
+    """The frames the noise is measured on: at least `guard_s` away from every channel's speech
+    (a leaked voice and its reverberant tail are not background noise); when there are fewer than
+    `min_frames` of those (a meeting where someone always talks), every frame outside all IPUs;
+    fewer than that too: none (no SNR, rather than a leak taken for noise)."""
+    for candidate in (~anyone_guarded, ~anyone):
+        if candidate.sum() >= min_frames:
+            return candidate
+    return np.zeros_like(anyone)
 
 
 # ---------------------------------------------------------------------------------- measures
@@ -249,9 +250,11 @@ def speech_masks(speech_spans: Sequence[Sequence[tuple[float, float]]], n_frames
     """Per channel: its IPU frames, and the frames its noise is measured on."""
     own = [span_mask(spans, n_frames, settings.frame_s) for spans in speech_spans]
     guarded = [span_mask(spans, n_frames, settings.frame_s, settings.guard_s) for spans in speech_spans]
-    anyone = np.logical_or.reduce(guarded) if guarded else np.zeros(n_frames, bool)
-    min_frames = int(round(settings.min_seconds / settings.frame_s))
-    return own, [noise_mask(o, anyone, g, min_frames) for o, g in zip(own, guarded)]
+    none = np.zeros(n_frames, bool)
+    anyone_guarded = np.logical_or.reduce(guarded) if guarded else none
+    anyone = np.logical_or.reduce(own) if own else none
+    noise = noise_mask(anyone_guarded, anyone, int(round(settings.min_seconds / settings.frame_s)))
+    return own, [noise] * len(own)
 
 
 def dominant_speech(own: Sequence[np.ndarray], powers: Sequence[np.ndarray], settings: Settings) -> list[np.ndarray]:
@@ -296,9 +299,11 @@ def suggest_environment(channels: Sequence[ChannelConditions], quiet_snr_db: flo
 
 
 def suggest_device(channels: Sequence[ChannelConditions]) -> str | None:
-    """phone when any channel is telephone band (a handset or a phone line); None otherwise: a
-    wide band says nothing certain about the device."""
-    return "phone" if any(c.bandwidth == "telephone" for c in channels) else None
+    """phone when every channel with a measured band is telephone band (a handset or a phone line);
+    None otherwise: a wide band says nothing certain about the device, and one narrow channel among
+    wide ones is more likely a distant or muffled talker than a phone."""
+    bands = [c.bandwidth for c in channels if c.bandwidth is not None]
+    return "phone" if bands and all(b == "telephone" for b in bands) else None
 
 
 def _round(x: float | None, digits: int) -> float | None:
