@@ -104,15 +104,19 @@ def span_mask(spans: Iterable[tuple[float, float]], n_frames: int, frame_s: floa
     return mask
 
 
-def noise_mask(anyone_guarded: np.ndarray, anyone: np.ndarray, min_frames: int) -> np.ndarray:
-    """The frames the noise is measured on: at least `guard_s` away from every channel's speech
-    (a leaked voice and its reverberant tail are not background noise); when there are fewer than
-    `min_frames` of those (a meeting where someone always talks), every frame outside all IPUs;
-    fewer than that too: none (no SNR, rather than a leak taken for noise)."""
-    for candidate in (~anyone_guarded, ~anyone):
-        if candidate.sum() >= min_frames:
-            return candidate
-    return np.zeros_like(anyone)
+def noise_mask(speech_spans: Sequence[Sequence[tuple[float, float]]], n_frames: int, settings: Settings) -> np.ndarray:
+    """The frames the noise is measured on: as far from every channel's speech as the recording
+    allows, `guard_s` at most (a leaked voice and its reverberant tail are not background noise):
+    the guard is halved (guard_s, /2, /4, then none) until at least `min_seconds` remain; when even
+    the frames outside all IPUs are fewer (a meeting where someone always talks): none, and no SNR,
+    rather than a leak taken for noise."""
+    min_frames = int(round(settings.min_seconds / settings.frame_s))
+    all_spans = [span for spans in speech_spans for span in spans]
+    for guard in (settings.guard_s, settings.guard_s / 2, settings.guard_s / 4, 0.0):
+        quiet = ~span_mask(all_spans, n_frames, settings.frame_s, guard)
+        if quiet.sum() >= min_frames:
+            return quiet
+    return np.zeros(n_frames, bool)
 
 
 # ---------------------------------------------------------------------------------- measures
@@ -249,11 +253,7 @@ def speech_masks(speech_spans: Sequence[Sequence[tuple[float, float]]], n_frames
                  settings: Settings) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per channel: its IPU frames, and the frames its noise is measured on."""
     own = [span_mask(spans, n_frames, settings.frame_s) for spans in speech_spans]
-    guarded = [span_mask(spans, n_frames, settings.frame_s, settings.guard_s) for spans in speech_spans]
-    none = np.zeros(n_frames, bool)
-    anyone_guarded = np.logical_or.reduce(guarded) if guarded else none
-    anyone = np.logical_or.reduce(own) if own else none
-    noise = noise_mask(anyone_guarded, anyone, int(round(settings.min_seconds / settings.frame_s)))
+    noise = noise_mask(speech_spans, n_frames, settings)
     return own, [noise] * len(own)
 
 

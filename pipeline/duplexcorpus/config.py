@@ -112,8 +112,8 @@ class ConditionsConfig:
     """Recording conditions per channel (stages/conditions.py, duplexcorpus.conditions)."""
 
     frame_s: float = 0.02  # short frames for powers and spectra (50 Hz bins)
-    guard_s: float = 0.3  # noise is measured this far from any channel's IPU (leak delay and reverberant tail)
-    min_seconds: float = 1.0  # less shared silence than this: no guard; less lead than this: all IPU frames
+    guard_s: float = 0.3  # noise is measured up to this far from any channel's IPU (leak delay and reverberant tail)
+    min_seconds: float = 1.0  # less shared silence than this: the guard is halved; less lead: all IPU frames
     noise_floor_percentile: float = 10.0  # the noise floor: this percentile of the noise frames' powers
     bandwidth_drop_db: float = 45.0  # effective bandwidth: highest frequency within this of the speech spectrum's peak
     quiet_snr_db: float = 30.0  # suggested environment: quiet at or above this SNR (worst channel)
