@@ -112,7 +112,7 @@ def test_noise_is_measured_away_from_the_other_channels_speech(speech):
     both = measure_channels(audio.astype(np.float32), RATE, [spans_a, spans_b])
     assert abs(both[0].snr_db - 20.0) <= 3.0, both[0]
     alone = measure_channels(audio[:1].astype(np.float32), RATE, [spans_a])[0]  # the leak counted as noise
-    assert alone.snr_db < 15.0
+    assert alone.snr_db < 17.0  # more than 3 dB off
 
 
 def test_telephone_band_speech_is_telephone_and_full_band_is_wideband(speech):
@@ -216,3 +216,15 @@ def test_no_shared_silence_gives_no_snr_rather_than_leak_taken_for_noise():
     audio = (0.01 * rng.standard_normal((2, 10 * RATE))).astype(np.float32)
     found = measure_channels(audio, RATE, [[(0.0, 5.0)], [(5.0, 10.0)]])
     assert [c.snr_db for c in found] == [None, None] and found[0].noise_seconds == 0.0
+
+
+def test_a_few_loud_transients_in_the_pauses_do_not_make_a_quiet_line_noisy(speech):
+    """A missed word or a click between turns is an event, not the background noise."""
+    clean, spans, p_speech = speech
+    rng = np.random.default_rng(10)
+    x = clean + rng.standard_normal(len(clean)) * np.sqrt(p_speech / 10 ** 4.0)  # 40 dB
+    pause = (spans[0][1] + spans[1][0]) / 2
+    i = int(pause * RATE)
+    x[i: i + int(0.06 * RATE)] += 0.5 * rng.standard_normal(int(0.06 * RATE))  # a 60 ms click, near full scale
+    found = measure_channels(x[None].astype(np.float32), RATE, [spans])[0]
+    assert abs(found.snr_db - 40.0) <= 3.0, found

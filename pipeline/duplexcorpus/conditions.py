@@ -37,6 +37,7 @@ POWER_FLOOR = 1e-20  # below any real signal (-200 dBFS): keeps log10 finite on 
 # a frame this quiet (-150 dBFS, below one 24-bit LSB) holds no recorded noise: padding (a file that
 # starts later on the shared clock, a shorter file), a muted line; it is left out of the noise frames
 DIGITAL_ZERO = 1e-15
+TRANSIENT_DB = 10.0  # a noise frame this far above the median noise frame is an event, not the background
 
 
 @dataclass(frozen=True)
@@ -129,12 +130,22 @@ def snr_db(speech_powers: np.ndarray, noise_powers: np.ndarray) -> float | None:
     speech stretches are no louder than the noise (nothing left to call speech)."""
     if len(speech_powers) == 0 or len(noise_powers) == 0:
         return None
-    p_speech, p_noise = float(np.mean(speech_powers)), float(np.mean(noise_powers))
+    p_speech, p_noise = float(np.mean(speech_powers)), noise_power(noise_powers)
     if p_noise <= POWER_FLOOR:
         return None  # digital silence between words: no noise to measure
     if p_speech <= p_noise:
         return None
     return float(10 * np.log10((p_speech - p_noise) / p_noise))
+
+
+def noise_power(noise_powers: np.ndarray) -> float:
+    """Mean power of the noise frames, leaving out transients more than TRANSIENT_DB above their
+    median: a background does not jump tenfold within 20 ms, a missed word, a laugh or a click does,
+    and a few of them would dominate the mean of a quiet line."""
+    if len(noise_powers) == 0:
+        return 0.0
+    steady = noise_powers[noise_powers <= np.median(noise_powers) * 10 ** (TRANSIENT_DB / 10)]
+    return float(np.mean(steady))
 
 
 def noise_floor_dbfs(noise_powers: np.ndarray, percentile: float) -> float | None:
@@ -225,7 +236,7 @@ def channel_conditions(channel: int, powers: np.ndarray, speech_spectrum: np.nda
     return ChannelConditions(
         channel=channel, snr_db=_round(snr_db(speech_p, noise_p), 2),
         speech_level_dbfs=_round(dbfs(float(speech_p.mean())), 2) if len(speech_p) else None,
-        noise_level_dbfs=_round(dbfs(float(noise_p.mean())), 2) if len(noise_p) else None,
+        noise_level_dbfs=_round(dbfs(noise_power(noise_p)), 2) if len(noise_p) else None,
         noise_floor_dbfs=_round(noise_floor_dbfs(noise_p, settings.noise_floor_percentile), 2),
         clipped_share=clipped_share, bandwidth_hz=_round(edge, 0), bandwidth=bandwidth_class(edge),
         speech_seconds=round(float(speech.sum() * settings.frame_s), 2),
