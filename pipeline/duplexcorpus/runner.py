@@ -239,7 +239,10 @@ def rebuild(out: str | Path, hook: Hook | None = None) -> RunResult:
     workflow, hook = run_folder.workflow, hook or (lambda step, info: None)
     items = run_folder.items()
     attach_reviews(run_folder.out, items)
-    run_stage(SamplesStage(workflow), items, StageCache(run_folder.out / "cache"))
+    cache = StageCache(run_folder.out / "cache")
+    # a run folder from before the conditions stage gets it now (cheap; cached otherwise): samples read it
+    run_stage(ConditionsStage(workflow), items, cache)
+    run_stage(SamplesStage(workflow), items, cache)
     quarantine = [Quarantine(**row) for row in run_folder.frame("quarantine").to_dict("records")]
     quarantine += [Quarantine(**i.quarantine) for i in items if i.quarantine]
     good = [i for i in items if not i.quarantine]

@@ -88,6 +88,7 @@ def test_metadata_environment_is_never_overwritten_by_a_suggestion(tmp_path):
     assert Recording.from_dict(item.recording).with_conditions(cond).environment == "car"
 
 
+@pytest.mark.slow  # silero VAD over three calls: about a minute on 2 cores
 def test_real_stages_measure_the_sample_calls(tmp_path):
     """Bundled samples (data_samples/make_samples.py): brown noise with hum at a known dBFS per call,
     one call delivered through the telephone band at 8 kHz. No metadata: the stage suggests."""
