@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "pipeline"))
 
 from duplexcorpus import contract  # noqa: E402
 from duplexcorpus.config import EventsConfig, Workflow, to_dict  # noqa: E402
-from duplexcorpus.records import Event, Segment, event_rows, segment_rows  # noqa: E402
+from duplexcorpus.records import ChannelInfo, Event, Recording, Segment, event_rows, segment_rows  # noqa: E402
 from duplexcorpus.stats import corpus_stats  # noqa: E402
 from duplexcorpus.turntaking import detect_events  # noqa: E402
 
@@ -88,14 +88,13 @@ def synthesize(out: Path, recordings: int = 1000, minutes: float = 6.0, seed: in
         channels = []
         for ch, spk in enumerate(speakers):
             gender, age, accent = SPEAKER_META[(i + ch) % len(SPEAKER_META)]
-            channels.append(dict(channel=ch, speaker_id=spk, source_path=f"{rid}.wav", source_channel=ch, gender=gender,
-                                 age_group=age, accent=accent, language=lang, offset_s=0.0, drift_ppm=0.0,
-                                 sync_confidence=None, sync_method=None, speakers=None))
-        rec_rows.append(dict(recording_id=rid, source_paths=[f"{rid}.wav"], source_sha256=["0" * 64], sha256="0" * 64,
-                             format="WAV", sample_rate=8000, num_channels=2, duration=seconds, channels=channels,
-                             language=lang, scenario=SCENARIOS[i % 3], environment=ENVIRONMENTS[i % 3 - 1],
-                             device=DEVICES[(i // 3) % 3], split=split,
-                             warnings=["dc_offset: channel 1 offset -38 dBFS"] if i % 17 == 0 else []))
+            channels.append(ChannelInfo(ch, spk, f"{rid}.wav", ch, gender=gender, age_group=age, accent=accent,
+                                        language=lang))
+        # through the record, so the rows carry every column of the contract
+        rec_rows.append(Recording(rid, (f"{rid}.wav",), ("0" * 64,), "0" * 64, "WAV", 8000, 2, seconds, tuple(channels),
+                                  lang, SCENARIOS[i % 3], ENVIRONMENTS[i % 3 - 1], DEVICES[(i // 3) % 3],
+                                  warnings=("dc_offset: channel 1 offset -38 dBFS",) if i % 17 == 0 else ()
+                                  ).row(split))
         segs = _conversation(rng, rid, seconds, speakers)
         events = detect_events(segs, EventsConfig())
         for _ in range(int(rng.poisson(3))):

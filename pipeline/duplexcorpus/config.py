@@ -108,6 +108,20 @@ class IpuConfig:
 
 
 @dataclass(frozen=True)
+class ConditionsConfig:
+    """Recording conditions per channel (stages/conditions.py, duplexcorpus.conditions)."""
+
+    frame_s: float = 0.02  # short frames for powers and spectra (50 Hz bins)
+    guard_s: float = 0.3  # noise is measured up to this far from any channel's IPU (leak delay and reverberant tail)
+    min_seconds: float = 1.0  # less shared silence than this: the guard is halved; less lead: all IPU frames
+    noise_floor_percentile: float = 10.0  # the noise floor: this percentile of the noise frames' powers
+    bandwidth_drop_db: float = 45.0  # effective bandwidth: highest frequency within this of the speech spectrum's peak
+    quiet_snr_db: float = 30.0  # suggested environment: quiet at or above this SNR (worst channel)
+    noisy_snr_db: float = 15.0  # ... noisy below this (ANSI S12.60's +15 dB for intelligible speech)
+    block_seconds: float = execution(30.0)
+
+
+@dataclass(frozen=True)
 class DiarizationConfig:
     """Who speaks when on a channel that carries more than one speaker (stages/diarize.py)."""
 
@@ -257,6 +271,7 @@ class Workflow:
     decrosstalk: DecrosstalkConfig = DecrosstalkConfig()
     crosstalk: CrosstalkConfig = CrosstalkConfig()
     ipu: IpuConfig = IpuConfig()
+    conditions: ConditionsConfig = ConditionsConfig()
     diarization: DiarizationConfig = DiarizationConfig()
     asr: AsrConfig = AsrConfig()
     events: EventsConfig = EventsConfig()

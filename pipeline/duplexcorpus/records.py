@@ -37,6 +37,14 @@ class ChannelInfo:
     drift_ppm: float = 0.0  # > 0: its clock ran fast
     sync_confidence: float | None = None  # None: nothing to sync (one file)
     sync_method: str | None = None  # reference | gcc-phat-two-way | gcc-phat-one-way | none (not synced)
+    # recording conditions measured on this channel (conditions stage; None where not measured)
+    snr_db: float | None = None
+    speech_level_dbfs: float | None = None
+    noise_level_dbfs: float | None = None
+    noise_floor_dbfs: float | None = None
+    clipped_share: float | None = None
+    bandwidth_hz: float | None = None
+    bandwidth: str | None = None  # telephone | wideband | superwideband | fullband
     # people talking on this channel, from metadata (None: not given; a one-channel recording is then
     # diarized, a channel of a multi-channel one taken to carry one speaker)
     speakers: int | None = None
@@ -63,6 +71,9 @@ class Recording:
     environment: str | None
     device: str | None
     warnings: tuple[str, ...] = ()
+    # suggested from the measured conditions only where the metadata gives none (never overwrites it)
+    environment_suggested: str | None = None
+    device_suggested: str | None = None
 
     def row(self, split: str | None) -> dict[str, Any]:
         row = asdict(self)
@@ -91,6 +102,18 @@ class Recording:
             return self
         channels = tuple(replace(c, **info["sync"][c.channel]) for c in self.channels)
         return replace(self, channels=channels, warnings=self.warnings + tuple(info.get("warnings", ())))
+
+    def with_conditions(self, conditions) -> "Recording":
+        """The recording with each channel's measured conditions and the suggested labels (conditions stage)."""
+        measured = {c.channel: c for c in conditions.channels}
+        channels = tuple(replace(c, **{k: getattr(measured[c.channel], k) for k in CONDITION_FIELDS})
+                         if c.channel in measured else c for c in self.channels)
+        return replace(self, channels=channels, environment_suggested=conditions.environment_suggested,
+                       device_suggested=conditions.device_suggested)
+
+
+CONDITION_FIELDS = ("snr_db", "speech_level_dbfs", "noise_level_dbfs", "noise_floor_dbfs", "clipped_share",
+                    "bandwidth_hz", "bandwidth")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from duplexcorpus.splits import assign_splits
 from duplexcorpus.stages import INGEST, PROCESSING, BY_NAME
 from duplexcorpus.stages.asr import AsrStage
 from duplexcorpus.stages.base import Stage, WorkItem, describe_failure
+from duplexcorpus.stages.conditions import ConditionsStage
 from duplexcorpus.stages.events import EventsStage
 from duplexcorpus.stages.ipus import IpuStage
 from duplexcorpus.stages.samples import SamplesStage
@@ -238,7 +239,10 @@ def rebuild(out: str | Path, hook: Hook | None = None) -> RunResult:
     workflow, hook = run_folder.workflow, hook or (lambda step, info: None)
     items = run_folder.items()
     attach_reviews(run_folder.out, items)
-    run_stage(SamplesStage(workflow), items, StageCache(run_folder.out / "cache"))
+    cache = StageCache(run_folder.out / "cache")
+    # a run folder from before the conditions stage gets it now (cheap; cached otherwise): samples read it
+    run_stage(ConditionsStage(workflow), items, cache)
+    run_stage(SamplesStage(workflow), items, cache)
     quarantine = [Quarantine(**row) for row in run_folder.frame("quarantine").to_dict("records")]
     quarantine += [Quarantine(**i.quarantine) for i in items if i.quarantine]
     good = [i for i in items if not i.quarantine]
@@ -276,12 +280,20 @@ def with_risk(segments, events, dropped, rec: Recording, workflow: Workflow):
 
 
 
+def with_conditions(rec: Recording, item: WorkItem) -> Recording:
+    """The measured conditions on the recording's row (a run folder from before the stage has none)."""
+    if ConditionsStage.name not in item.outputs:
+        return rec
+    return rec.with_conditions(item.read(ConditionsStage.CONDITIONS))
+
+
 def write_outputs(out: Path, items: list[WorkItem], quarantine: list[Quarantine], workflow: Workflow,
                   hook: Hook) -> list[str]:
     from duplexcorpus.shards import pack_shards
     from duplexcorpus.stats import corpus_stats
 
-    recordings = [Recording.from_dict(i.recording).with_tracks_info(i.read(TracksStage.INFO)) for i in items]
+    recordings = [with_conditions(Recording.from_dict(i.recording).with_tracks_info(i.read(TracksStage.INFO)), i)
+                  for i in items]
     splits = assign_splits(recordings, workflow.split)
     segments, events, words = [], [], []
     for item, rec in zip(items, recordings):

@@ -2,12 +2,13 @@
 subclass with name, version, config section, `reads`, `Output` constants and resources), one entry in
 `PROCESSING` below, its section in config.py / workflows/default.yaml, and tests/stages/test_<name>.py.
 
-    ingest ─ dedupe ─ tracks → decrosstalk → vad → crosstalk → ipus → diarize → asr → events → samples
+    ingest ─ dedupe ─ tracks → decrosstalk → vad → crosstalk → ipus → conditions → diarize → asr → events → samples
 """
 from __future__ import annotations
 
 from duplexcorpus.stages.asr import AsrStage
 from duplexcorpus.stages.base import Stage
+from duplexcorpus.stages.conditions import ConditionsStage
 from duplexcorpus.stages.crosstalk import CrosstalkStage
 from duplexcorpus.stages.decrosstalk import DecrosstalkStage
 from duplexcorpus.stages.diarize import DiarizeStage
@@ -25,6 +26,7 @@ PROCESSING: tuple[type[Stage], ...] = (
     VadStage,          # silero speech probability, batched over every channel (model actor)
     CrosstalkStage,    # which frames are another channel's leak
     IpuStage,          # IPUs per channel, leak removed, boundaries snapped
+    ConditionsStage,   # SNR, noise floor, clipping, bandwidth per channel (speech = the IPUs)
     DiarizeStage,      # who speaks when on a channel with several speakers (mono; pyannote)
     AsrStage,          # words per channel (Whisper; model actor)
     EventsStage,       # turn-taking rules per speaker, lexical events

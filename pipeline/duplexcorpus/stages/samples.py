@@ -17,9 +17,10 @@ import soundfile as sf
 from duplexcorpus.audio import read_window
 from duplexcorpus.contract import SCHEMA_VERSION
 from duplexcorpus.overlay import apply_reviews, review_hash
-from duplexcorpus.records import Event, Segment, event_rows, segment_rows
+from duplexcorpus.records import CONDITION_FIELDS, Event, Segment, event_rows, segment_rows
 from duplexcorpus.stages.asr import AsrStage
 from duplexcorpus.stages.base import Output, Stage, WorkItem
+from duplexcorpus.stages.conditions import ConditionsStage
 from duplexcorpus.stages.events import EventsStage
 from duplexcorpus.stages.ipus import IpuStage
 from duplexcorpus.stages.tracks import TracksStage
@@ -139,9 +140,9 @@ def _relative(rows: list[dict], start: float, end: float) -> list[dict]:
 
 class SamplesStage(Stage):
     name = "samples"
-    version = "3"
+    version = "3"  # 3: speakers sharing a channel; each channel's recording conditions (sample 1.2.0)
     config_section = "shard"
-    reads = ("tracks", "ipus", "asr", "events")
+    reads = ("tracks", "ipus", "conditions", "asr", "events")
     WINDOWS = Output("windows.json", read=lambda p: json.loads(p.read_text()), description="sample keys and window spans")
     AUDIO = Output(f"w{WINDOW}.flac", description="a window's audio, all channels")
     LABELS = Output(f"w{WINDOW}.labels.npy", description="uint8 [channels, labels, frames]")
@@ -155,7 +156,7 @@ class SamplesStage(Stage):
         return stable_hash(key, review_hash(item)) if item.review else key
 
     def process(self, item: WorkItem, out_dir: Path) -> None:
-        rec = item.rec()
+        rec = item.rec().with_conditions(item.read(ConditionsStage.CONDITIONS))
         segments = item.read(AsrStage.SEGMENTS)
         words = item.read(AsrStage.WORDS)
         events = item.read(EventsStage.EVENTS) + item.read(IpuStage.CROSSTALK_EVENTS)
@@ -182,7 +183,8 @@ class SamplesStage(Stage):
                 text = text_frames(rec.num_channels, end - start, window_words, self.cfg.frame_rate)
                 np.save(out_dir / window_file(self.TEXT, k), text)
             channels = [dict(channel=c.channel, speaker_id=c.speaker_id, gender=c.gender, age_group=c.age_group,
-                             accent=c.accent, language=c.language) for c in rec.channels]
+                             accent=c.accent, language=c.language,
+                             conditions={k_: getattr(c, k_) for k_ in CONDITION_FIELDS}) for c in rec.channels]
             sample = {
                 "schema_version": SCHEMA_VERSION,
                 "recording_id": rec.recording_id,
@@ -192,7 +194,8 @@ class SamplesStage(Stage):
                 "split": None,
                 "channels": channels,
                 "metadata": {"language": rec.language, "scenario": rec.scenario, "environment": rec.environment,
-                             "device": rec.device, "source_sha256": rec.sha256},
+                             "device": rec.device, "source_sha256": rec.sha256,
+                             "environment_suggested": rec.environment_suggested, "device_suggested": rec.device_suggested},
                 "segments": [{k_: v for k_, v in r.items() if k_ not in ("recording_id", "attributes", "crosstalk_suppressed")}
                              for r in _relative(seg_rows, start, end)],
                 "words": window_words,
