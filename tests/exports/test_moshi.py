@@ -35,3 +35,22 @@ def test_two_channel_calls_export_with_the_assistant_left(finished_run, tmp_path
     main_words = {a[0] for a in alignments if a[2] == "SPEAKER_MAIN"}
     assert main_words <= set(words[(words.recording_id == rid) & (words.channel == 1)].word)
 
+
+
+def test_a_recording_whose_speakers_share_a_channel_is_skipped_with_that_reason():
+    import dataclasses
+    from pathlib import Path
+
+    from duplexcorpus.exports.moshi import skip_reason
+    from tests.exports.conftest import two_speaker_recording
+
+    rec = dataclasses.replace(two_speaker_recording(), audio=Path("x.flac"))
+    assert rec.shared_channels == {} and skip_reason(rec) is None
+    segs = rec.segments.copy()
+    segs.loc[segs.segment_id == "r_c1_0", "channel"] = 0  # B diarized onto A's channel
+    shared = dataclasses.replace(rec, segments=segs)
+    assert shared.shared_channels == {0: ["A", "B"]}
+    assert skip_reason(shared) == ("speakers share a channel (channel 0: A, B); the moshi layout needs one "
+                                   "speaker per channel")
+    assert "3 channel(s)" in skip_reason(dataclasses.replace(rec, num_channels=3))
+    assert "no longer in the run folder" in skip_reason(dataclasses.replace(rec, audio=None))

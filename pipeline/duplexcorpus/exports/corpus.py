@@ -61,6 +61,12 @@ class ExportRecording:
                 found.append(spk)
         return tuple(found)
 
+    @cached_property
+    def shared_channels(self) -> dict[int, list[str]]:
+        """Channels that carry more than one speaker (a diarized mono call), with their speakers."""
+        by_channel = self.segments.groupby("channel").speaker_id.unique()
+        return {int(ch): list(spk) for ch, spk in by_channel.items() if len(spk) > 1}
+
     def channel_name(self, channel: int) -> str:
         """The speaker of a channel when it has exactly one, else "ch<N>" (a diarized channel has several)."""
         on_channel = set(self.segments[self.segments.channel == channel].speaker_id)

@@ -15,10 +15,22 @@ from pathlib import Path
 
 import soundfile as sf
 
-from duplexcorpus.exports.corpus import export_recordings, open_run
+from duplexcorpus.exports.corpus import ExportRecording, export_recordings, open_run
 from duplexcorpus.storage import atomic_path, write_json
 
 SPEAKERS = ("SPEAKER_MAIN", "SPEAKER_OTHER")
+
+
+def skip_reason(rec: ExportRecording) -> str | None:
+    """Why a recording does not fit moshi's layout (one assistant and one user stream), else None."""
+    if rec.num_channels != 2:
+        return f"{rec.num_channels} channel(s); the moshi layout is one assistant and one user channel"
+    if rec.shared_channels:  # the model hears each party on its own stream
+        shared = "; ".join(f"channel {c}: {', '.join(spk)}" for c, spk in sorted(rec.shared_channels.items()))
+        return f"speakers share a channel ({shared}); the moshi layout needs one speaker per channel"
+    if rec.audio is None:
+        return "its audio is no longer in the run folder (outputs.json)"
+    return None
 
 
 def export_moshi(out: Path, to: Path, assistant_channel: int = 0, split: str | None = None) -> dict:
@@ -29,12 +41,9 @@ def export_moshi(out: Path, to: Path, assistant_channel: int = 0, split: str | N
     lines, skipped = [], []
     for rec in export_recordings(open_run(out), split):
         rid = rec.recording_id
-        if rec.num_channels != 2:
-            skipped.append({"recording_id": rid, "reason": f"{rec.num_channels} channel(s); the moshi layout is "
-                                                          "one assistant and one user channel"})
-            continue
-        if rec.audio is None:
-            skipped.append({"recording_id": rid, "reason": "its audio is no longer in the run folder (outputs.json)"})
+        reason = skip_reason(rec)
+        if reason is not None:
+            skipped.append({"recording_id": rid, "reason": reason})
             continue
         order = [assistant_channel, 1 - assistant_channel]
         wav = to / "audio" / f"{rid}.wav"

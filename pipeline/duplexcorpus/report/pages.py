@@ -21,23 +21,12 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from duplexcorpus.report import plots, references, timeline
 from duplexcorpus.report.collect import (GROUPINGS, Corpus, hours_by, per_minute, per_recording_rates, quarantine_summary,
                                          score_buckets, speaker_balance)
-from duplexcorpus.review.routing import Window, choose_windows
+from duplexcorpus.review.routing import Window, choose_windows, plain_reasons
 from duplexcorpus.runfolder import RunFolder
 
 LOW_SCORE = 0.5  # words below this are underlined on recording pages
 RATE_TYPES = ("backchannel", "interruption", "laughter", "filler", "overlap", "floor_transfer")
 TABLES = ("recordings", "segments", "words", "events", "quarantine")
-# the review reasons (review/routing.py) in words an annotator or a data team reads
-REASON_WORDS = {
-    "low_asr": "Whisper was unsure of these words",
-    "vad_borderline": "speech detection was borderline here",
-    "crosstalk": "the other side's voice leaks into this channel",
-    "overlap": "both sides speak here",
-    "interruption": "someone interrupts here",
-    "dropped_text": "text was dropped as a likely hallucination",
-    "language_switch": "the language differs from the channel's",
-    "text_mismatch": "the number of words does not fit the length of speech",
-}
 
 
 def pipeline_version() -> str:
@@ -96,7 +85,8 @@ class Context:
 
 
 def reasons_in_words(reasons) -> str:
-    return "; ".join(REASON_WORDS.get(r, r.replace("_", " ")) for r in reasons)
+    """The sentences annotators read for these reason codes (one mapping: review/routing.py)."""
+    return plain_reasons(list(reasons))
 
 
 def risky_windows(corpus: Corpus) -> list[Window]:
@@ -307,7 +297,7 @@ class ReportWriter:
             by_id = {r["segment_id"]: r for r in seg_rows}
             window_view = []
             for x in my_windows:
-                made_it = [{**by_id[sid], "reasons": sorted(((REASON_WORDS.get(k, k), v) for k, v in by_id[sid]["risk_reasons"].items()),
+                made_it = [{**by_id[sid], "reasons": sorted(((reasons_in_words([k]), v) for k, v in by_id[sid]["risk_reasons"].items()),
                                                             key=lambda kv: -kv[1])}
                            for sid in x["segments"] if sid in by_id]
                 window_view.append({**x, "segments": made_it})
