@@ -77,8 +77,8 @@ class RunConsole:
         self.live = self.console.is_terminal and not self.console.is_dumb_terminal and verbosity == NORMAL
         self.progress = Progress(
             TextColumn("{task.description:<12}"), BarColumn(bar_width=24), MofNCompleteColumn(),
-            TextColumn("{task.fields[hours]:.2f} h"), TextColumn("{task.fields[speed]:>6.1f}x"),
-            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+            TextColumn("{task.fields[hours]:.2f} h audio"), TextColumn("{task.fields[speed]:>6.1f}x"),
+            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
             console=self.console, transient=False, redirect_stdout=False, redirect_stderr=False,
         ) if self.live else None
         self.stages: dict[str, StageTally] = {}
@@ -102,7 +102,7 @@ class RunConsole:
         with self._lock:
             if self.verbosity == VERBOSE:
                 shown = {k: v for k, v in info.items() if not isinstance(v, list)}
-                self.print(f"[{step}] " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+                self.print(f"[{step}] " + ", ".join(f"{k}={one_line(v)}" for k, v in shown.items()))
             if step == "plan":
                 self._plan(info["stages"], int(info["recordings"]))
             elif step == "discover" and "status" not in info:
@@ -128,7 +128,7 @@ class RunConsole:
         for tally in phase.stages:
             self.stages[tally.name] = tally
             if self.progress:
-                tally.task = self.progress.add_task(tally.name, total=recordings, hours=0.0, speed=0.0)
+                tally.task = self.progress.add_task(tally.name, total=recordings, hours=0.0, speed=0.0, note="")
         self._print_finished(phase)
 
     def _quarantined(self, step: str, info: dict) -> None:
@@ -160,7 +160,8 @@ class RunConsole:
             tally.finished_at = now
         if self.progress and tally.task is not None:
             self.progress.update(tally.task, total=tally.total, completed=tally.done + tally.quarantined,
-                                 hours=tally.audio_seconds / 3600, speed=tally.speed(now))
+                                 hours=tally.audio_seconds / 3600, speed=tally.speed(now),
+                                 note=f"{tally.quarantined} quarantined" if tally.quarantined else "")
 
     def _print_finished(self, phase: _Phase) -> None:
         """Off a terminal: each finished stage's line, in stage order."""
