@@ -186,7 +186,8 @@ def _cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
 
 
 def _lines(done: subprocess.CompletedProcess) -> list[str]:
-    return done.stdout.splitlines() + done.stderr.splitlines()
+    """Everything printed, in order: progress and quarantines (stderr) come before the summary (stdout)."""
+    return done.stderr.splitlines() + done.stdout.splitlines()
 
 
 @pytest.fixture(scope="module")

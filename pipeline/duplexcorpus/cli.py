@@ -68,7 +68,7 @@ def run(ctx, input_path, out, workflow, metadata, ray_address, executor, sets, q
             check_address(wf.ray, ray_address)
         except RayClientNotSupported as err:
             raise click.UsageError(str(err)) from None
-    if verbosity != VERBOSE:  # Ray Data's progress would be logged to OUT/logs/ray.log every 10 s; ours suffices
+    if executor == "ray" and verbosity != VERBOSE:  # Ray Data's progress would go to OUT/logs/ray.log every 10 s
         import ray.data
 
         ray.data.DataContext.get_current().enable_progress_bars = False

@@ -186,7 +186,10 @@ class _HookRelay:
             log.debug("progress queue unreadable", exc_info=True)
             return
         for step, info in events:
-            self.hook(step, info)
+            try:
+                self.hook(step, info)
+            except Exception:  # noqa: BLE001 - a broken display must not silence the events after it
+                log.warning("progress hook failed on %s", step, exc_info=True)
 
 
 def resources_for(cls: type[Stage], workflow: Workflow) -> StageResources:
