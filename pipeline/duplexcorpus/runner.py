@@ -172,7 +172,10 @@ class _HookRelay:
         self._stop.set()
         self._thread.join()
         self._drain()  # whatever arrived after the last poll
-        self.queue.shutdown()
+        try:
+            self.queue.shutdown()
+        except Exception:  # noqa: BLE001 - never hide why the stages stopped (Ray may be gone)
+            log.debug("progress queue did not shut down", exc_info=True)
 
     def _pump(self) -> None:
         while not self._stop.wait(0.25):
