@@ -74,6 +74,7 @@ def run(ctx, input_path, out, workflow, metadata, ray_address, executor, sets, q
         ray.data.DataContext.get_current().enable_progress_bars = False
 
     from duplexcorpus.inputs import InputError
+    from duplexcorpus.ray_runtime import RayStartError
     from duplexcorpus.storage import StageCache, as_out_of_space
 
     try:
@@ -82,6 +83,8 @@ def run(ctx, input_path, out, workflow, metadata, ray_address, executor, sets, q
                                   hook=hook)
     except InputError as err:  # INPUT itself (or its metadata file) is unusable
         raise click.UsageError(str(err)) from None
+    except RayStartError as err:  # one line, not Ray's traceback; the details are in OUT/logs/
+        raise click.ClickException(str(err)) from None
     except Exception as err:  # a full disk anywhere (a stage, the tables, the shards) stops the run cleanly
         full = as_out_of_space(err, Path(out).resolve())
         if full is None:

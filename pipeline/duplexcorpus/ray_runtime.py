@@ -53,6 +53,10 @@ class RayClientNotSupported(ValueError):
         self.address = address
 
 
+class RayStartError(RuntimeError):
+    """The private local Ray did not come up (the message says why and where its logs are)."""
+
+
 def resolve_address(cfg: RayConfig, address: str | None = None) -> tuple[str | None, str]:
     """The cluster to join (None: a private local Ray) and where it came from, for messages."""
     for value, source in ((address, "--ray-address"), (cfg.address, "workflow ray.address"),
@@ -106,9 +110,18 @@ def ray_session(cfg: RayConfig, address: str | None = None, log_dir: str | Path 
         ray.init(address=address, runtime_env=_cluster_runtime_env(), log_to_driver=False)
     else:
         temp_dir = tempfile.mkdtemp(prefix="dxc-ray-", dir="/tmp")  # short: Ray's socket paths are limited
-        ray.init(address="local", _temp_dir=temp_dir, num_cpus=cfg.num_cpus or os.cpu_count(),
-                 include_dashboard=False, object_store_memory=cfg.object_store_memory, log_to_driver=False,
-                 runtime_env={"env_vars": QUIET_ENV})
+        try:
+            ray.init(address="local", _temp_dir=temp_dir, num_cpus=cfg.num_cpus or os.cpu_count(),
+                     include_dashboard=False, object_store_memory=cfg.object_store_memory, log_to_driver=False,
+                     runtime_env={"env_vars": QUIET_ENV})
+        except Exception as err:  # e.g. its raylet timed out starting on an overloaded machine
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            kept = keep_session_logs(Path(temp_dir), log_dir)
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            raise RayStartError(f"a local Ray did not start ({type(err).__name__}: {err})"
+                                + (f"; its logs are in {kept}" if kept else "")
+                                + ". Nothing was lost: run the same command again to resume.") from err
     try:
         yield
     finally:
