@@ -259,3 +259,20 @@ def test_quiet_prints_the_quarantine_and_the_summary_and_verbose_prints_everythi
     assert len(verbose) > 3 * len(normal)
     assert any("[asr] recording=en_support_clean, status=cached" in line for line in verbose)
     assert any("Started a local Ray instance" in line for line in verbose)  # Ray's own logging, as before
+
+
+@pytest.mark.slow
+def test_a_ray_that_does_not_start_is_one_error_line_naming_its_logs(tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    shutil.copy(SAMPLES / "audio" / "en_support_clean.flac", folder)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "pipeline")}
+    done = subprocess.run([sys.executable, "-c", "from duplexcorpus.cli import main; main()", "run", str(folder),
+                           "--out", str(out), "--set", "ray.object_store_memory=1000"],  # below Ray's minimum
+                          env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 1
+    printed = done.stderr.splitlines() + done.stdout.splitlines()
+    assert printed[0] == "1 recording found" and len(printed) == 2, printed
+    assert printed[1].startswith("Error: a local Ray did not start (ValueError: ") and "Traceback" not in done.stderr
+    kept = next((out / "logs" / "ray").iterdir())
+    assert f"its logs are in {kept}." in printed[1] and (kept / "gcs_server.out").exists()

@@ -107,7 +107,9 @@ class RunConsole:
                 self._plan(info["stages"], int(info["recordings"]))
             elif step == "discover" and "status" not in info:
                 ignored = len(info.get("ignored") or ())
-                self._say(f"{info['recordings']} recordings found" + (f", {ignored} files ignored (not audio)" if ignored else ""))
+                found = info["recordings"]
+                self._say(f"{found} recording{'s' * (found != 1)} found"
+                          + (f", {ignored} files ignored (not audio)" if ignored else ""))
             if info.get("status") == "quarantined":
                 self._quarantined(step, info)
             if "recording" in info and step in self.stages:
