@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -78,7 +79,8 @@ def run(ctx, input_path, out, workflow, metadata, ray_address, executor, sets, q
     from duplexcorpus.storage import StageCache, as_out_of_space
 
     try:
-        with run_logs(out, verbosity) as streams, RunConsole(streams.err, verbosity) as hook:
+        width = shutil.get_terminal_size().columns  # read now: in a moment fds 1 and 2 point at OUT/logs/ray.log
+        with run_logs(out, verbosity) as streams, RunConsole(streams.err, verbosity, width=width) as hook:
             result = run_pipeline(input_path, out, wf, executor=executor, ray_address=ray_address, metadata=metadata,
                                   hook=hook)
     except InputError as err:  # INPUT itself (or its metadata file) is unusable
