@@ -179,8 +179,11 @@ SUMMARY_LINES = 4  # done / words / tables / logs
 def _cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "FORCE_COLOR", "TTY_COMPATIBLE")}
     env["PYTHONPATH"] = str(ROOT / "pipeline")
-    done = subprocess.run([sys.executable, "-c", "from duplexcorpus.cli import main; main()", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    for _ in range(2):  # on an overloaded 2-core machine a local Ray sometimes times out starting: once more
+        done = subprocess.run([sys.executable, "-c", "from duplexcorpus.cli import main; main()", *args], env=env,
+                              capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        if "a local Ray did not start" not in done.stderr:
+            break
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     return done
 
@@ -242,9 +245,9 @@ def test_ray_and_library_logs_are_in_out_logs(cli_runs):
     ray_log = (out / "logs" / "ray.log").read_text()
     assert "Started a local Ray instance" in ray_log and "Execution plan" in ray_log
     assert "core_worker" in ray_log  # Ray's C++ core writes to fd 2: caught there, not on the console
-    sessions = list((out / "logs" / "ray").iterdir())
+    sessions = [s for s in (out / "logs" / "ray").iterdir() if list(s.glob("worker-*.err"))]
     assert len(sessions) == 2  # the fresh and the verbose run (the quiet one ran in-process)
-    assert all(list(s.glob("worker-*.err")) and (s / "raylet.out").exists() for s in sessions)
+    assert all((s / "raylet.out").exists() and (s / "gcs_server.out").exists() for s in sessions)
     ours = (out / "logs" / "duplexcorpus.log").read_text()
     assert "'recording': 'broken_empty', 'status': 'quarantined'" in ours and "[asr] {'recording': 'en_support_clean'" in ours
     assert "run finished: 2 recordings, 1 quarantined" in ours
