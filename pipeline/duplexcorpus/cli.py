@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -24,8 +25,10 @@ def _overrides(pairs: tuple[str, ...]) -> dict:
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log every decision (ignored files, cache hits).")
-def main(verbose: bool) -> None:
+@click.pass_context
+def main(ctx, verbose: bool) -> None:
     """duplexcorpus: conversational recordings in, full-duplex training corpora out."""
+    ctx.ensure_object(dict)["verbose"] = verbose
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
 
 
@@ -40,11 +43,22 @@ def main(verbose: bool) -> None:
 @click.option("--executor", type=click.Choice(["ray", "local"]), default="ray", show_default=True,
               help="'local' runs every stage in this process (debugging).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a workflow value, e.g. --set ipu.bridge=0.3")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-def run(input_path, out, workflow, metadata, ray_address, executor, sets, quiet):
-    """Process INPUT (a folder or a CSV/Parquet manifest) into OUT: tables, shards, stats."""
+@click.option("--quiet", is_flag=True, help="Print only quarantined recordings, errors and the summary.")
+@click.option("--verbose", is_flag=True, help="Print everything: every event, Ray's own progress and logs.")
+@click.option("--no-report", is_flag=True, help="Skip the HTML report and dataset card (`duplexcorpus report OUT` later).")
+@click.pass_context
+def run(ctx, input_path, out, workflow, metadata, ray_address, executor, sets, quiet, verbose, no_report):
+    """Process INPUT (a folder or a CSV/Parquet manifest) into OUT: tables, shards, stats.
+
+    Shows a line per stage (recordings, audio hours, speed, time left) and one per quarantined
+    recording; Ray's and the libraries' own logs go to OUT/logs/."""
+    from duplexcorpus.console import NORMAL, QUIET, VERBOSE, RunConsole
+    from duplexcorpus.runlogs import run_logs
     from duplexcorpus.runner import run as run_pipeline
 
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose exclude each other")
+    verbosity = VERBOSE if verbose or ctx.obj.get("verbose") else QUIET if quiet else NORMAL
     try:
         wf = load_workflow(workflow, _overrides(sets))
     except WorkflowError as err:
@@ -56,22 +70,24 @@ def run(input_path, out, workflow, metadata, ray_address, executor, sets, quiet)
             check_address(wf.ray, ray_address)
         except RayClientNotSupported as err:
             raise click.UsageError(str(err)) from None
-    if quiet:
+    if executor == "ray" and verbosity != VERBOSE:  # Ray Data's progress would go to OUT/logs/ray.log every 10 s
         import ray.data
 
         ray.data.DataContext.get_current().enable_progress_bars = False
 
-    def hook(step: str, info: dict) -> None:
-        shown = {k: v for k, v in info.items() if not isinstance(v, list)}
-        click.echo(f"[{step}] " + ", ".join(f"{k}={v}" for k, v in shown.items()), err=True)
-
     from duplexcorpus.inputs import InputError
+    from duplexcorpus.ray_runtime import RayStartError
     from duplexcorpus.storage import StageCache, as_out_of_space
 
     try:
-        result = run_pipeline(input_path, out, wf, executor=executor, ray_address=ray_address, metadata=metadata, hook=hook)
+        width = shutil.get_terminal_size().columns  # read now: in a moment fds 1 and 2 point at OUT/logs/ray.log
+        with run_logs(out, verbosity) as streams, RunConsole(streams.err, verbosity, width=width) as hook:
+            result = run_pipeline(input_path, out, wf, executor=executor, ray_address=ray_address, metadata=metadata,
+                                  hook=hook)
     except InputError as err:  # INPUT itself (or its metadata file) is unusable
         raise click.UsageError(str(err)) from None
+    except RayStartError as err:  # one line, not Ray's traceback; the details are in OUT/logs/
+        raise click.ClickException(str(err)) from None
     except Exception as err:  # a full disk anywhere (a stage, the tables, the shards) stops the run cleanly
         full = as_out_of_space(err, Path(out).resolve())
         if full is None:
@@ -81,27 +97,38 @@ def run(input_path, out, workflow, metadata, ray_address, executor, sets, quiet)
     speed = result.audio_seconds / max(result.seconds, 1e-9)
     click.echo(f"done: {result.recordings} recordings, {result.quarantined} quarantined, "
                f"{len(result.shards)} shards in {result.seconds:.1f} s ({speed:.1f}x real time per channel-second)")
-    click.echo(f"tables: {Path(out) / 'tables'}   shards: {Path(out) / 'shards'}   stats: {Path(out) / 'stats.json'}")
     asr = json.loads((Path(out) / "stats.json").read_text()).get("asr") if (Path(out) / "stats.json").exists() else None
     if asr:
         why = ", ".join(f"{k} {v}" for k, v in asr["ipus_without_words_by_reason"].items())
         click.echo(f"words: {asr['ipus_with_words']:.1%} of {asr['ipus']} IPUs, {asr['speech_seconds_with_words']:.1%} "
                    f"of speech seconds" + (f"; without words: {why}" if why else ""))
-    if result.quarantined:
-        click.echo(f"quarantined inputs and reasons: {Path(out) / 'tables' / 'quarantine.parquet'}")
+    report = ""
+    if not no_report:  # the corpus report and the dataset card, from the tables just written
+        from duplexcorpus.report import write_report
+
+        report = f"   report: {write_report(out)}"
+    click.echo(f"tables: {Path(out) / 'tables'}   shards: {Path(out) / 'shards'}   stats: {Path(out) / 'stats.json'}"
+               + report)
+    click.echo(f"logs: {streams.logs}" + (f"   quarantined inputs and reasons: {Path(out) / 'tables' / 'quarantine.parquet'}"
+                                          if result.quarantined else ""))
 
 
 @main.command()
 @click.argument("out", type=click.Path(exists=True))
 @click.option("--truth", required=True, type=click.Path(exists=True), help="Folder with reference segments/events parquet.")
 @click.option("--collar", default=0.2, show_default=True, help="Boundary collar in seconds.")
-def evaluate(out, truth, collar):
-    """Score OUT's tables against reference tables (F1, boundary error)."""
-    from duplexcorpus.evaluate import score_run
+@click.option("--by-recording", is_flag=True, help="Also one IPU row per recording.")
+@click.option("--json", "as_json", is_flag=True, help="The whole report as JSON (every recording included).")
+def evaluate(out, truth, collar, by_recording, as_json):
+    """Score OUT's tables against reference tables (F1, boundary error): one row per metric."""
+    from duplexcorpus.evaluate import score_run, score_table
 
     report = score_run(Path(out) / "tables", truth, collar)
-    for name, row in report.items():
-        click.echo(f"{name:40s} " + "  ".join(f"{k}={v}" for k, v in row.items()))
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    for line in score_table(report, by_recording):
+        click.echo(line)
 
 
 @main.command()

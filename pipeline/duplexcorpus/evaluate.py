@@ -68,6 +68,30 @@ def score_run(run_tables: str | Path, truth: str | Path, collar: float = 0.2,
     return report
 
 
+def score_table(report: dict[str, dict], by_recording: bool = False, lowest: int = 3) -> list[str]:
+    """`score_run`'s report as console lines: a header, a row per metric, then the recordings with
+    the lowest IPU F1 in one line (every recording, a row each, with `by_recording`)."""
+    columns = (("f1", "F1", "{:.3f}"), ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"),
+               ("tp", "tp", "{}"), ("fp", "fp", "{}"), ("fn", "fn", "{}"),
+               ("median_boundary_error_ms", "boundary ms", "{:.1f}"))
+
+    def row(name: str, scores: dict) -> str:
+        cells = [fmt.format(scores[key]) if scores.get(key) is not None else "-" for key, _, fmt in columns]
+        return f"{name:<26}" + "".join(f"{cell:>{max(len(title), 6) + 2}}" for cell, (_, title, _) in zip(cells, columns))
+
+    per_recording = {name.split(":", 1)[1]: scores for name, scores in report.items() if name.startswith("ipu:")}
+    lines = [f"{'metric':<26}" + "".join(f"{title:>{max(len(title), 6) + 2}}" for _, title, _ in columns)]
+    lines += [row(name, scores) for name, scores in report.items() if not name.startswith("ipu:")]
+    if by_recording:
+        lines += [row(f"ipu {rid}", scores) for rid, scores in per_recording.items()]
+    elif per_recording:
+        worst = sorted(per_recording.items(), key=lambda kv: (kv[1].get("f1", 0.0), kv[0]))[:lowest]
+        lines.append(f"ipu F1 per recording, lowest {len(worst)} of {len(per_recording)}: "
+                     + ", ".join(f"{rid} {scores.get('f1', 0.0):.3f}" for rid, scores in worst)
+                     + " (--by-recording for all)")
+    return lines
+
+
 # ------------------------------------------------------------------------------------------ words
 def align_units(ref: list[str], hyp: list[str]) -> list[tuple[int, int]]:
     """Index pairs of equal units on a minimum-edit alignment (rapidfuzz Levenshtein opcodes)."""

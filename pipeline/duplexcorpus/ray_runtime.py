@@ -10,13 +10,17 @@ duplexcorpus run ...`, where Ray sets `RAY_ADDRESS`). Ray Client (`ray://HOST:10
 front: Ray Data does not run through it (it fails mid-run with `'Worker' object has no attribute
 'core_worker'`).
 
-We never run `ray stop`: only what we started is shut down.
+We never run `ray stop`: only what we started is shut down. A private local Ray's own logs (every
+worker's stdout/stderr, where the libraries' warnings land, raylet, GCS, Ray Data) are copied to
+`OUT/logs/ray/<session>/` when it shuts down, and its temp dir is removed; a cluster keeps its logs.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -29,6 +33,8 @@ QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_D
 # The package folder (pipeline/duplexcorpus, import name `duplexcorpus`), shipped to workers as a
 # `py_module`. Its data files (schemas/, annotation_ui/) are plain files inside it and travel with it.
 PACKAGE_DIR = Path(__file__).resolve().parent
+
+log = logging.getLogger(__name__)
 
 
 class RayClientNotSupported(ValueError):
@@ -45,6 +51,10 @@ class RayClientNotSupported(ValueError):
             f"      ray job submit --address http://{host}:8265 --working-dir . -- duplexcorpus run INPUT --out OUT\n"
             f"OUT must be on storage every node reads and writes.")
         self.address = address
+
+
+class RayStartError(RuntimeError):
+    """The private local Ray did not come up (the message says why and where its logs are)."""
 
 
 def resolve_address(cfg: RayConfig, address: str | None = None) -> tuple[str | None, str]:
@@ -87,7 +97,8 @@ def _cluster_runtime_env() -> dict:
 
 
 @contextlib.contextmanager
-def ray_session(cfg: RayConfig, address: str | None = None) -> Iterator[None]:
+def ray_session(cfg: RayConfig, address: str | None = None, log_dir: str | Path | None = None) -> Iterator[None]:
+    """Ray for the length of the block: a cluster's, or a private local one whose logs end in `log_dir`."""
     quiet_environment()
     address = check_address(cfg, address)
     import ray
@@ -99,10 +110,38 @@ def ray_session(cfg: RayConfig, address: str | None = None) -> Iterator[None]:
         ray.init(address=address, runtime_env=_cluster_runtime_env(), log_to_driver=False)
     else:
         temp_dir = tempfile.mkdtemp(prefix="dxc-ray-", dir="/tmp")  # short: Ray's socket paths are limited
-        ray.init(address="local", _temp_dir=temp_dir, num_cpus=cfg.num_cpus or os.cpu_count(),
-                 include_dashboard=False, object_store_memory=cfg.object_store_memory, log_to_driver=False,
-                 runtime_env={"env_vars": QUIET_ENV})
+        try:
+            ray.init(address="local", _temp_dir=temp_dir, num_cpus=cfg.num_cpus or os.cpu_count(),
+                     include_dashboard=False, object_store_memory=cfg.object_store_memory, log_to_driver=False,
+                     runtime_env={"env_vars": QUIET_ENV})
+        except Exception as err:  # e.g. its raylet timed out starting on an overloaded machine
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            kept = keep_session_logs(Path(temp_dir), log_dir)
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            raise RayStartError(f"a local Ray did not start ({type(err).__name__}: {err})"
+                                + (f"; its logs are in {kept}" if kept else "")
+                                + ". Nothing was lost: run the same command again to resume.") from err
     try:
         yield
     finally:
         ray.shutdown()
+        if not address:
+            keep_session_logs(Path(temp_dir), log_dir)
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def keep_session_logs(temp_dir: Path, log_dir: str | Path | None) -> Path | None:
+    """Copy a finished local Ray session's `logs/` to `log_dir/ray/<session>/` (its temp dir is
+    about to go). Returns where they went; a failed copy is logged, never fatal."""
+    sessions = sorted(p for p in temp_dir.glob("session_2*") if (p / "logs").is_dir())
+    if log_dir is None or not sessions:
+        return None
+    target = Path(log_dir) / "ray" / sessions[-1].name
+    try:
+        shutil.copytree(sessions[-1] / "logs", target, symlinks=True, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("*.sock"))
+    except (OSError, shutil.Error) as err:
+        log.warning("could not keep Ray's logs in %s: %s", target, err)
+        return None
+    return target

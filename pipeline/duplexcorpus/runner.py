@@ -26,7 +26,7 @@ from duplexcorpus.runfolder import RUN_SPEC, RunFolder
 from duplexcorpus.splits import assign_splits
 from duplexcorpus.stages import INGEST, PROCESSING, BY_NAME
 from duplexcorpus.stages.asr import AsrStage
-from duplexcorpus.stages.base import Stage, WorkItem, describe_failure
+from duplexcorpus.stages.base import Rejected, Stage, WorkItem, describe_failure
 from duplexcorpus.stages.conditions import ConditionsStage
 from duplexcorpus.stages.events import EventsStage
 from duplexcorpus.stages.ipus import IpuStage
@@ -37,11 +37,19 @@ from duplexcorpus.storage import OutOfSpace, StageCache, space_error, write_json
 log = logging.getLogger("duplexcorpus")
 
 Hook = Callable[[str, dict], None]  # (step name, details) progress callback, pyannote-style
+# The steps a run reports, in order (duplexcorpus.console draws them):
+#   discover {recordings, ignored, problems}; discover {input, status="quarantined", code, reason} per unusable input
+#   plan {stages: [names], recordings}: a phase (ingest alone, then the processing stages) starts
+#   <stage> {recording, status="done"|"cached"|"quarantined", seconds[, code, reason]}: one recording left a stage
+#   dedupe {recording, status="quarantined", code, reason}; ingest / process: phase totals
+#   tables {...}; shards {shards}
 
 
 # ------------------------------------------------------------------------------- stage execution
-def run_stage(stage: Stage, items: list[WorkItem], cache: StageCache) -> list[WorkItem]:
-    """Run one stage over a batch of items: reuse cached outputs, process the rest, quarantine failures."""
+def run_stage(stage: Stage, items: list[WorkItem], cache: StageCache, hook: Hook | None = None) -> list[WorkItem]:
+    """Run one stage over a batch of items: reuse cached outputs, process the rest, quarantine failures.
+    `hook(stage.name, {...})` hears of every recording as it leaves the stage (see Hook)."""
+    report = hook or (lambda step, info: None)
     todo, tmps = [], []
     for item in items:
         if item.quarantine:
@@ -50,6 +58,7 @@ def run_stage(stage: Stage, items: list[WorkItem], cache: StageCache) -> list[Wo
         item.keys[stage.name] = key
         if cache.is_done(stage.name, item.recording_id, key):
             _finish(stage, item, cache.dir_for(stage.name, item.recording_id, key))
+            report(stage.name, _left_stage(item, "cached"))
             continue
         todo.append(item)
         tmps.append(cache.begin(stage.name, item.recording_id, key))
@@ -75,12 +84,29 @@ def run_stage(stage: Stage, items: list[WorkItem], cache: StageCache) -> list[Wo
             final = cache.commit(tmp, stage.name, item.recording_id, item.keys[stage.name],
                                  {"stage": stage.name, "version": stage.version})
             _finish(stage, item, final)
+            report(stage.name, _left_stage(item, "done"))
         else:
             cache.abort(tmp)
             code, reason = describe_failure(stage, err)
+            # the console gets one line (the hook); the traceback of a stage error goes to the log
+            # (OUT/logs/duplexcorpus.log here, the worker's log, kept in OUT/logs/ray/, on Ray)
+            if isinstance(err, Rejected):
+                log.info("%s quarantined by %s: %s: %s", item.recording_id, stage.name, code, reason)
+            else:
+                log.warning("%s quarantined by %s: %s", item.recording_id, stage.name, reason, exc_info=err)
             item.quarantine = dataclasses.asdict(Quarantine(
                 item.input and ";".join(item.input["paths"]), item.recording_id, stage.name, code, reason))
+            report(stage.name, _left_stage(item, "quarantined"))
     return items
+
+
+def _left_stage(item: WorkItem, status: str) -> dict:
+    """What a progress hook hears when a recording leaves a stage: its audio duration feeds the hours shown."""
+    info = {"recording": item.recording_id, "status": status,
+            "seconds": float(item.recording["duration"]) if item.recording else 0.0}
+    if item.quarantine:
+        info.update(code=item.quarantine["reason_code"], reason=item.quarantine["reason"])
+    return info
 
 
 def _finish(stage: Stage, item: WorkItem, out_dir: Path) -> None:
@@ -93,18 +119,81 @@ def _finish(stage: Stage, item: WorkItem, out_dir: Path) -> None:
 class _RayStageFn:
     """Ray Data callable: rebuilds the stage on the worker; setup happens lazily on first work."""
 
-    def __init__(self, stage_cls: type[Stage], workflow: dict, cache_root: str):
+    def __init__(self, stage_cls: type[Stage], workflow: dict, cache_root: str, hook: Hook | None = None):
         self.stage = stage_cls(workflow_from_dict(workflow))
         self.cache = StageCache(cache_root)
+        self.hook = hook
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         items = [WorkItem.from_json(s) for s in batch["item"]]
-        items = run_stage(self.stage, items, self.cache)
+        items = run_stage(self.stage, items, self.cache, self.hook)
         return {"item": np.array([i.to_json() for i in items], dtype=object)}
 
 
-def _apply_stage(batch: dict[str, np.ndarray], stage_cls: type[Stage], workflow: dict, cache_root: str):
-    return _RayStageFn(stage_cls, workflow, cache_root)(batch)
+def _apply_stage(batch: dict[str, np.ndarray], stage_cls: type[Stage], workflow: dict, cache_root: str,
+                 hook: Hook | None = None):
+    return _RayStageFn(stage_cls, workflow, cache_root, hook)(batch)
+
+
+class _QueueHook:
+    """The hook a Ray worker calls: it puts (step, info) on a Ray queue the driver drains (picklable).
+    The put waits for the queue to take the event, so every event is queued before its batch returns."""
+
+    def __init__(self, queue):
+        self.queue = queue
+
+    def __call__(self, step: str, info: dict) -> None:
+        try:
+            self.queue.put((step, info))
+        except Exception:  # noqa: BLE001 - progress is never worth a recording
+            log.debug("progress event %s lost", step, exc_info=True)
+
+
+class _HookRelay:
+    """Stage hooks from Ray workers reach the driver's hook, in the driver, while the stages run:
+    workers put events on a `ray.util.queue.Queue` (an actor taking no CPU), a driver thread passes
+    them on. The same `hook(step, info)` as the local executor calls directly."""
+
+    def __init__(self, hook: Hook):
+        import threading
+
+        from ray.util.queue import Queue
+
+        self.hook = hook
+        self.queue = Queue(actor_options={"num_cpus": 0})
+        self.worker_hook = _QueueHook(self.queue)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pump, name="duplexcorpus-progress", daemon=True)
+
+    def __enter__(self) -> "_HookRelay":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._drain()  # whatever arrived after the last poll
+        try:
+            self.queue.shutdown()
+        except Exception:  # noqa: BLE001 - never hide why the stages stopped (Ray may be gone)
+            log.debug("progress queue did not shut down", exc_info=True)
+
+    def _pump(self) -> None:
+        while not self._stop.wait(0.25):
+            self._drain()
+
+    def _drain(self) -> None:
+        try:
+            waiting = self.queue.size()
+            events = self.queue.get_nowait_batch(waiting) if waiting else []
+        except Exception:  # noqa: BLE001 - a progress display must never stop a run
+            log.debug("progress queue unreadable", exc_info=True)
+            return
+        for step, info in events:
+            try:
+                self.hook(step, info)
+            except Exception:  # noqa: BLE001 - a broken display must not silence the events after it
+                log.warning("progress hook failed on %s", step, exc_info=True)
 
 
 def resources_for(cls: type[Stage], workflow: Workflow) -> StageResources:
@@ -121,7 +210,16 @@ def check_resources(workflow: Workflow) -> None:
         raise WorkflowError(f"ray.resources: unknown stage(s) {unknown}; stages: {sorted(BY_NAME)}")
 
 
-def execute_ray(stages: Iterable[type[Stage]], items: list[WorkItem], workflow: Workflow, cache: StageCache) -> list[WorkItem]:
+def execute_ray(stages: Iterable[type[Stage]], items: list[WorkItem], workflow: Workflow, cache: StageCache,
+                hook: Hook | None = None) -> list[WorkItem]:
+    if hook is None:
+        return _execute_ray(stages, items, workflow, cache, None)
+    with _HookRelay(hook) as relay:
+        return _execute_ray(stages, items, workflow, cache, relay.worker_hook)
+
+
+def _execute_ray(stages: Iterable[type[Stage]], items: list[WorkItem], workflow: Workflow, cache: StageCache,
+                 hook: Hook | None) -> list[WorkItem]:
     import ray.data
     from ray.data import ActorPoolStrategy
 
@@ -133,12 +231,12 @@ def execute_ray(stages: Iterable[type[Stage]], items: list[WorkItem], workflow: 
         res = resources_for(cls, workflow)
         if cls.uses_model:  # long-lived actors: the model is loaded once per worker
             ds = ds.map_batches(
-                _RayStageFn, fn_constructor_args=(cls, wf, str(cache.root)),
+                _RayStageFn, fn_constructor_args=(cls, wf, str(cache.root), hook),
                 compute=ActorPoolStrategy(min_size=1, max_size=res.actors),
                 batch_size=workflow.ray.batch_recordings, num_cpus=res.cpus, num_gpus=res.gpus,
                 batch_format="numpy")
         else:
-            ds = ds.map_batches(_apply_stage, fn_args=(cls, wf, str(cache.root)), batch_size=1,
+            ds = ds.map_batches(_apply_stage, fn_args=(cls, wf, str(cache.root), hook), batch_size=1,
                                 num_cpus=res.cpus, num_gpus=res.gpus, batch_format="numpy")
     out = []
     for batch in ds.iter_batches(batch_size=64, batch_format="numpy"):
@@ -146,12 +244,13 @@ def execute_ray(stages: Iterable[type[Stage]], items: list[WorkItem], workflow: 
     return out
 
 
-def execute_local(stages: Iterable[type[Stage]], items: list[WorkItem], workflow: Workflow, cache: StageCache) -> list[WorkItem]:
+def execute_local(stages: Iterable[type[Stage]], items: list[WorkItem], workflow: Workflow, cache: StageCache,
+                  hook: Hook | None = None) -> list[WorkItem]:
     for cls in stages:
         stage = cls(workflow)
         step = workflow.ray.batch_recordings if cls.uses_model else 1
         for i in range(0, len(items), step):
-            run_stage(stage, items[i: i + step], cache)
+            run_stage(stage, items[i: i + step], cache, hook)
     return items
 
 
@@ -166,7 +265,7 @@ class RunResult:
     audio_seconds: float
 
 
-def dedupe(items: list[WorkItem]) -> None:
+def dedupe(items: list[WorkItem], hook: Hook | None = None) -> None:
     """Quarantine recordings whose content (sha256) equals an earlier one's."""
     seen: dict[str, str] = {}
     for item in sorted(items, key=lambda i: i.recording_id):
@@ -177,6 +276,8 @@ def dedupe(items: list[WorkItem]) -> None:
             item.quarantine = dataclasses.asdict(Quarantine(
                 ";".join(item.input["paths"]), item.recording_id, "ingest", "duplicate",
                 f"same audio content (sha256 {sha[:12]}...) as recording {seen[sha]!r}"))
+            if hook:
+                hook("dedupe", _left_stage(item, "quarantined"))
         else:
             seen[sha] = item.recording_id
 
@@ -185,7 +286,7 @@ def run(input_path: str | Path, out: str | Path, workflow: Workflow, *, executor
         ray_address: str | None = None, metadata: str | Path | None = None, hook: Hook | None = None) -> RunResult:
     t0 = time.perf_counter()
     out = Path(out)
-    hook = hook or (lambda step, info: None)
+    stage_hook, hook = hook, hook or (lambda step, info: None)  # no hook: no events carried from Ray workers
     check_resources(workflow)
     if executor == "ray":  # a ray:// address fails here, before anything is written
         from duplexcorpus.ray_runtime import check_address
@@ -197,6 +298,8 @@ def run(input_path: str | Path, out: str | Path, workflow: Workflow, *, executor
         log.info("removed %d partial stage outputs left by an interrupted run", removed)
     found: Discovery = discover(input_path, workflow.input, metadata)
     hook("discover", {"recordings": len(found.inputs), "ignored": found.ignored, "problems": len(found.problems)})
+    for inp, code, reason in found.problems:
+        hook("discover", {"input": inp, "status": "quarantined", "code": code, "reason": reason})
     items = [WorkItem(input=dataclasses.asdict(i)) for i in found.inputs]
     attach_reviews(out, items)
     write_json(out / RUN_SPEC, {"input": str(Path(input_path).resolve()), "metadata": str(metadata) if metadata else None,
@@ -207,10 +310,10 @@ def run(input_path: str | Path, out: str | Path, workflow: Workflow, *, executor
     if executor == "ray":  # one Ray session for both phases
         from duplexcorpus.ray_runtime import ray_session
 
-        with ray_session(workflow.ray, ray_address):
-            items = _two_phases(items, lambda stages, batch: execute_ray(stages, batch, workflow, cache), hook)
+        with ray_session(workflow.ray, ray_address, log_dir=out / "logs"):
+            items = _two_phases(items, lambda stages, batch: execute_ray(stages, batch, workflow, cache, stage_hook), hook)
     elif executor == "local":
-        items = _two_phases(items, lambda stages, batch: execute_local(stages, batch, workflow, cache), hook)
+        items = _two_phases(items, lambda stages, batch: execute_local(stages, batch, workflow, cache, stage_hook), hook)
     else:
         raise ValueError(f"executor must be 'ray' or 'local', not {executor!r}")
 
@@ -219,6 +322,8 @@ def run(input_path: str | Path, out: str | Path, workflow: Workflow, *, executor
     good = sorted((i for i in items if not i.quarantine), key=lambda i: i.recording_id)
     result = write_outputs(out, good, quarantine, workflow, hook)
     audio_seconds = sum(i.recording["duration"] * i.recording["num_channels"] for i in good)
+    log.info("run finished: %d recordings, %d quarantined, %d shards in %.1f s", len(good), len(quarantine),
+             len(result), time.perf_counter() - t0)
     return RunResult(out, len(good), len(quarantine), result, time.perf_counter() - t0, audio_seconds)
 
 
@@ -241,8 +346,8 @@ def rebuild(out: str | Path, hook: Hook | None = None) -> RunResult:
     attach_reviews(run_folder.out, items)
     cache = StageCache(run_folder.out / "cache")
     # a run folder from before the conditions stage gets it now (cheap; cached otherwise): samples read it
-    run_stage(ConditionsStage(workflow), items, cache)
-    run_stage(SamplesStage(workflow), items, cache)
+    run_stage(ConditionsStage(workflow), items, cache, hook)
+    run_stage(SamplesStage(workflow), items, cache, hook)
     quarantine = [Quarantine(**row) for row in run_folder.frame("quarantine").to_dict("records")]
     quarantine += [Quarantine(**i.quarantine) for i in items if i.quarantine]
     good = [i for i in items if not i.quarantine]
@@ -252,11 +357,13 @@ def rebuild(out: str | Path, hook: Hook | None = None) -> RunResult:
 
 
 def _two_phases(items: list[WorkItem], execute, hook: Hook) -> list[WorkItem]:
+    hook("plan", {"stages": [INGEST.name], "recordings": len(items)})
     items = execute([INGEST], items)
-    dedupe(items)
+    dedupe(items, hook)
     hook("ingest", {"accepted": sum(not i.quarantine for i in items), "quarantined": sum(bool(i.quarantine) for i in items)})
     good = [i for i in items if not i.quarantine]
     bad = [i for i in items if i.quarantine]
+    hook("plan", {"stages": [s.name for s in PROCESSING], "recordings": len(good)})
     processed = execute(PROCESSING, good) if good else []
     hook("process", {"recordings": len(processed)})
     return bad + processed
