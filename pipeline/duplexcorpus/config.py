@@ -207,6 +207,7 @@ class ReviewConfig:
     w_dropped_text: float = 0.7  # a hallucination gate dropped text here
     w_language_switch: float = 0.6
     w_text_mismatch: float = 0.7  # speaking rate implausible for the text (or no text on long speech)
+    w_nonverbal_uncertain: float = 0.5  # a laughter / breath / cough / sigh event the model was unsure of
     threshold: float = 0.35  # regions at or above this risk are candidates
     budget_share: float = 0.2  # at most this share of the corpus audio goes to review
     window: float = 30.0  # task windows at most this long (long audio desyncs the LS waveform)

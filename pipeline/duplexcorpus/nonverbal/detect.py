@@ -18,8 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from duplexcorpus.frames import FRAME_RATE
-from duplexcorpus.stages.crosstalk import block_lags, framewise_rho2
-from duplexcorpus.stages.ipus import bridge, hysteresis, runs
 
 # AudioSet classes behind each event type (YAMNet's class map names)
 SOUND_TYPES: dict[str, tuple[str, ...]] = {
@@ -59,6 +57,8 @@ def frame_tracks(starts: np.ndarray, scores: np.ndarray, class_index: dict[str, 
 def spans(track: np.ndarray, sound: np.ndarray, sound_type: str, onset: float, offset: float,
           bridge_s: float, min_duration_s: float) -> list[Span]:
     """Candidate spans of one type on one channel (frames of the 31.25 Hz grid)."""
+    from duplexcorpus.stages.ipus import bridge, hysteresis, runs  # the IPU stage's rules (lazy: the events
+    #   stage imports this module while the stages package is still loading)
     on = hysteresis(track, onset, offset) & sound
     joined = bridge(runs(on), int(round(bridge_s * FRAME_RATE)))
     out = []
@@ -68,13 +68,15 @@ def spans(track: np.ndarray, sound: np.ndarray, sound_type: str, onset: float, o
         while e > s and not sound[e - 1]:
             e -= 1
         if (e - s) / FRAME_RATE >= min_duration_s:
-            out.append(Span(sound_type, s, e, float(track[s:e].max())))
+            out.append(Span(sound_type, s, e, round(float(track[s:e].max()), 4)))
     return out
 
 
 def span_rho2(x: np.ndarray, y: np.ndarray, hop: int, max_lag: int) -> float:
     """Median over the span's frames of the share of x's energy explained by y at the best leak delay
     (the crosstalk stage's measure, on one short span)."""
+    from duplexcorpus.stages.crosstalk import block_lags, framewise_rho2
+
     if len(x) < 2 * hop:
         return 0.0
     best = 0.0
