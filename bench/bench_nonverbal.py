@@ -13,7 +13,7 @@ two-channel file, wideband: `two_file` and `telephone` are forced off, every oth
 seed's own: leak delay / level, reverberant leak, noise, gain difference). Real laughter from
 ../shared/realdata/laughter_isolated_whisper_timestamped (AGPL repository: read there, never copied
 into the project) is then added at known times: 3 laughs per call, each on a random channel, each
-one of the two clips (laugh1 cut to its first 2.35 s of laughing, laugh2 whole), speed-perturbed
+one of the two clips (laugh1, 4.3 s; laugh2, 0.7 s; whole), speed-perturbed
 by U(0.9, 1.1), at U(-12, 0) dB against the channel's own speech level, placed where that channel
 is silent (at least 0.3 s from its own speech; it may overlap the other speaker: a listener's
 laugh), and leaked into the other channel with the call's own leak delay and level (and room
@@ -72,10 +72,9 @@ BENCH_SETTINGS = {"asr.enabled": False, "diarization.enabled": False}
 def laugh_clips() -> list[tuple[str, np.ndarray]]:
     """The real laughs at the stress calls' rate (16 kHz), mono."""
     out = []
-    for name, cut in (("laugh1", 2.35), ("laugh2", None)):
+    for name in ("laugh1", "laugh2"):
         audio, sr = sf.read(LAUGHS / f"{name}.mp3", always_2d=True, dtype="float32")
-        audio = soxr.resample(audio.mean(axis=1), sr, SR).astype(np.float32)
-        out.append((name, audio[: int(cut * SR)] if cut else audio))
+        out.append((name, soxr.resample(audio.mean(axis=1), sr, SR).astype(np.float32)))
     return out
 
 
@@ -144,9 +143,9 @@ def mix_call(seed: int, out: Path, clips) -> list[dict]:
     return [result]
 
 
-def mix_set(seeds: list[int], out: Path) -> pd.DataFrame:
+def mix_set(seeds: list[int], out: Path, tts_cache: Path | None = None) -> pd.DataFrame:
     out.mkdir(parents=True, exist_ok=True)
-    make_stress._CACHE_DIR = out / "tts_cache"
+    make_stress._CACHE_DIR = tts_cache or out / "tts_cache"  # espeak results by text, voice and rate
     make_stress._CACHE_DIR.mkdir(parents=True, exist_ok=True)
     clips = laugh_clips()
     results = []
@@ -192,16 +191,20 @@ def score(truth: pd.DataFrame, events: pd.DataFrame, hours: float) -> dict:
     return rep
 
 
-def run_mixed(seeds: list[int], work: Path, overrides: dict | None = None, rerender: bool = False) -> dict:
+def run_mixed(seeds: list[int], work: Path, overrides: dict | None = None, rerender: bool = False,
+              keep: bool = False) -> dict:
+    """Mix (unless already mixed for these seeds), run, score. `keep`: reuse the run folder's cache
+    (a changed `nonverbal` setting re-runs only that stage and those after it)."""
     data, out = work / "data", work / "run"
     marker = data / "seeds.json"
     if rerender or not marker.exists() or json.loads(marker.read_text()) != seeds:
         shutil.rmtree(data, ignore_errors=True)
         t = time.time()
-        mix_set(seeds, data)
+        mix_set(seeds, data, work.parent / "tts_cache")
         marker.write_text(json.dumps(seeds))
         print(f"mixed {len(seeds)} calls in {time.time() - t:.0f} s -> {data}")
-    shutil.rmtree(out, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(out, ignore_errors=True)
     settings = dict(BENCH_SETTINGS, **(overrides or {}))
     run(data / "audio", out, load_workflow(None, settings), executor="local")
     truth = pd.read_csv(data / "truth" / "laughs.csv")
@@ -240,8 +243,8 @@ def false_alarms(work: Path, overrides: dict | None = None) -> dict:
 
 
 def time_share(work: Path) -> dict:
-    """The non-verbal stage's share of a whole default run (ASR on, local executor) on data_samples."""
-    import duplexcorpus.runner as runner_mod
+    """The non-verbal stage's share (model load + processing) of a whole run of the bundled samples'
+    workflow (ASR on, local executor: stages one after another, so shares add up) on data_samples."""
     out = work / "run_samples"
     shutil.rmtree(out, ignore_errors=True)
     timings: dict[str, float] = {}
@@ -254,13 +257,23 @@ def time_share(work: Path) -> dict:
             return original(self, items, out_dirs)
         finally:
             timings[self.name] = timings.get(self.name, 0.0) + time.perf_counter() - t
+    original_setup = Stage.ensure_setup
+
+    def timed_setup(self):
+        t = time.perf_counter()
+        try:
+            return original_setup(self)
+        finally:
+            timings[self.name] = timings.get(self.name, 0.0) + time.perf_counter() - t
     Stage.process_batch = timed
+    Stage.ensure_setup = timed_setup
     try:
         t = time.perf_counter()
         run(ROOT / "data_samples" / "audio", out, load_workflow(ROOT / "workflows" / "samples.yaml"), executor="local")
         total = time.perf_counter() - t
     finally:
         Stage.process_batch = original
+        Stage.ensure_setup = original_setup
     return dict(total_s=round(total, 1), stages_s={k: round(v, 2) for k, v in timings.items()},
                 nonverbal_share=timings.get("nonverbal", 0.0) / total)
 
@@ -280,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", default="/tmp/dxc-nonverbal")
     ap.add_argument("--set", action="append", default=[], help="section.key=value override (YAML value)")
     ap.add_argument("--rerender", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="reuse the run folder's cache (only changed stages re-run)")
     args = ap.parse_args(argv)
     import yaml
     overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
@@ -290,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.report:
             assert not set(seeds) & set(make_stress.CHOOSE_SEEDS), "report seeds must not overlap the choose seeds"
         sub = work / ("choose" if args.choose else "report")
-        _print(f"mixed real laughter, seeds {seeds[0]}-{seeds[-1]} ({len(seeds)} calls)", run_mixed(seeds, sub, overrides, args.rerender))
+        _print(f"mixed real laughter, seeds {seeds[0]}-{seeds[-1]} ({len(seeds)} calls)", run_mixed(seeds, sub, overrides, args.rerender, args.keep))
     if args.false_alarms:
         _print("laughter-free real speech", false_alarms(work, overrides))
     if args.time_share:
