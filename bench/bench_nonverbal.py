@@ -248,32 +248,35 @@ def time_share(work: Path) -> dict:
     out = work / "run_samples"
     shutil.rmtree(out, ignore_errors=True)
     timings: dict[str, float] = {}
+    from duplexcorpus.stages import STAGES
     from duplexcorpus.stages.base import Stage
-    original = Stage.process_batch
 
-    def timed(self, items, out_dirs):
-        t = time.perf_counter()
-        try:
-            return original(self, items, out_dirs)
-        finally:
-            timings[self.name] = timings.get(self.name, 0.0) + time.perf_counter() - t
-    original_setup = Stage.ensure_setup
+    inside: set[int] = set()
 
-    def timed_setup(self):
-        t = time.perf_counter()
-        try:
-            return original_setup(self)
-        finally:
-            timings[self.name] = timings.get(self.name, 0.0) + time.perf_counter() - t
-    Stage.process_batch = timed
-    Stage.ensure_setup = timed_setup
+    def timer(fn):
+        def timed(self, *args):
+            if id(self) in inside:  # a subclass calling its base: counted once, by the outer call
+                return fn(self, *args)
+            inside.add(id(self))
+            t = time.perf_counter()
+            try:
+                return fn(self, *args)
+            finally:
+                inside.discard(id(self))
+                timings[self.name] = timings.get(self.name, 0.0) + time.perf_counter() - t
+        return timed
+    # every class that defines its own process_batch (batched model stages do), the base for the rest
+    patched = [(cls, name, cls.__dict__[name]) for cls in (Stage, *STAGES)
+               for name in ("process_batch", "ensure_setup") if name in cls.__dict__]
+    for cls, name, fn in patched:
+        setattr(cls, name, timer(fn))
     try:
         t = time.perf_counter()
         run(ROOT / "data_samples" / "audio", out, load_workflow(ROOT / "workflows" / "samples.yaml"), executor="local")
         total = time.perf_counter() - t
     finally:
-        Stage.process_batch = original
-        Stage.ensure_setup = original_setup
+        for cls, name, fn in patched:
+            setattr(cls, name, fn)
     return dict(total_s=round(total, 1), stages_s={k: round(v, 2) for k, v in timings.items()},
                 nonverbal_share=timings.get("nonverbal", 0.0) / total)
 
