@@ -144,3 +144,20 @@ def test_frame_labels_have_a_row_per_nonverbal_type():
     laugh, cough = LABELS.index("laughter"), LABELS.index("cough")
     assert labels[1, laugh].sum() == 10 and labels[0, laugh].sum() == 0
     assert labels[0, cough].sum() == 5 and labels[1, cough].sum() == 0
+
+
+def test_a_span_reaches_the_sound_its_patches_heard():
+    track = np.zeros(100, np.float32)
+    track[40:48] = 0.5  # the frames nearest the scoring patch centres
+    sound = np.zeros(100, bool)
+    sound[30:70] = True  # the laugh is audible longer than that
+    assert spans(track, sound, "laughter", 0.3, 0.15, 0.3, 0.2) == [Span("laughter", 40, 48, 0.5)]
+    assert spans(track, sound, "laughter", 0.3, 0.15, 0.3, 0.2, reach_s=0.36) == [Span("laughter", 30, 59, 0.5)]
+
+
+def test_an_ipu_transcribed_empty_with_a_laugh_inside_is_a_laugh():
+    seg = Segment("r", 0, "A", 2.0, 3.4, 0.7, attributes={"text": ""})
+    laugh = Event("r", "laughter", 0, 2.75, 3.0, 0.5, "yamnet", {}, "A")
+    assert tag_nonverbal_ipus([seg], [laugh], [], 0.8)[0].attributes["nonverbal"] == "laughter"
+    untranscribed = Segment("r", 0, "A", 2.0, 3.4, 0.7)  # no ASR: only the covered share counts
+    assert "nonverbal" not in tag_nonverbal_ipus([untranscribed], [laugh], [], 0.8)[0].attributes

@@ -55,11 +55,18 @@ def frame_tracks(starts: np.ndarray, scores: np.ndarray, class_index: dict[str, 
 
 
 def spans(track: np.ndarray, sound: np.ndarray, sound_type: str, onset: float, offset: float,
-          bridge_s: float, min_duration_s: float) -> list[Span]:
-    """Candidate spans of one type on one channel (frames of the 31.25 Hz grid)."""
+          bridge_s: float, min_duration_s: float, reach_s: float = 0.0) -> list[Span]:
+    """Candidate spans of one type on one channel (frames of the 31.25 Hz grid). `reach_s`: how far
+    past the frames a scoring patch was nearest to its evidence reaches (a patch hears 0.96 s around
+    its centre; the track gives each frame only the nearest patch): sounding frames that close to a
+    span belong to it."""
     from duplexcorpus.stages.ipus import bridge, hysteresis, runs  # the IPU stage's rules (lazy: the events
     #   stage imports this module while the stages package is still loading)
-    on = hysteresis(track, onset, offset) & sound
+    on = hysteresis(track, onset, offset)
+    k = int(round(reach_s * FRAME_RATE))
+    if k > 0 and on.any():
+        on = np.convolve(on.astype(np.int32), np.ones(2 * k + 1, np.int32), mode="same") > 0
+    on &= sound
     joined = bridge(runs(on), int(round(bridge_s * FRAME_RATE)))
     out = []
     for s, e in joined:
@@ -124,10 +131,11 @@ def is_laugh_token(word: str) -> bool:
     return bool(LAUGH_TOKEN.match(word.strip(" .,!?~-…。，！？")))
 
 
-def tag_nonverbal_ipus(segments, events, words, min_share: float):
-    """Segments with `attributes.nonverbal` = laughter / cough where such an event (same channel and
-    speaker) covers at least `min_share` of the IPU and its words are laugh tokens at most: an IPU
-    that is a laugh or a cough, not speech (turntaking.py keeps it off the floor)."""
+def tag_nonverbal_ipus(segments, events, words, min_share: float, min_overlap: float = 0.2):
+    """Segments with `attributes.nonverbal` = laughter / cough: an IPU that is a laugh or a cough, not
+    speech (turntaking.py keeps it off the floor). Its words are laugh tokens at most, and such an
+    event (same channel and speaker) covers at least `min_share` of it, or, once ASR has run on it
+    (it has a `text` attribute) and found no words, overlaps it by `min_overlap` s."""
     import dataclasses
 
     by_channel: dict[int, list] = {}
@@ -150,7 +158,8 @@ def tag_nonverbal_ipus(segments, events, words, min_share: float):
         duration = max(s.end - s.start, 1e-9)
         has_words = spoken.get((s.channel, round(s.start, 3)), False) or (
             bool(s.attributes.get("text")) and not all(is_laugh_token(t) for t in s.attributes["text"].split()))
-        if kind and best / duration >= min_share and not has_words:
+        transcribed_empty = "text" in s.attributes and not has_words
+        if kind and not has_words and (best / duration >= min_share or (transcribed_empty and best >= min_overlap)):
             s = dataclasses.replace(s, attributes=dict(s.attributes, nonverbal=kind))
         out.append(s)
     return out

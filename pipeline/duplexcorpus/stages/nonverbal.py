@@ -4,7 +4,8 @@
    `hop` s of each channel's 16 kHz analysis signal (leak-cancelled); patches where the channel
    never rises `active_db` above its floor are not run (silence costs nothing);
 2. per type, the max over its AudioSet classes (`nonverbal/detect.py: SOUND_TYPES`) on the 31.25 Hz
-   grid, hysteresis (`<type>_onset` / `_offset`), kept to sounding frames, gaps < `bridge` bridged;
+   grid, hysteresis (`<type>_onset` / `_offset`), reaching as far as a scoring patch heard (half a
+   patch around its centre), kept to sounding frames, gaps < `bridge` bridged;
 3. leak-aware, with the crosstalk stage's attribution and measures: a span the crosstalk stage
    attributed to another channel, or one that another channel also hears as the same kind of
    sound and that is correlated with it at a leak delay (rho^2 >= crosstalk.rho2_threshold) while
@@ -34,6 +35,7 @@ from duplexcorpus.stages.vad import VadStage
 from duplexcorpus.storage import write_json
 
 LEAK_MAX_LAG_S = 0.3  # acoustic or phone echo paths (as sync and leakpath assume)
+PATCH_SECONDS = 0.96  # YAMNet's patch
 
 
 def _load_scores(path: Path) -> dict[str, np.ndarray]:
@@ -43,7 +45,7 @@ def _load_scores(path: Path) -> dict[str, np.ndarray]:
 
 class NonverbalStage(Stage):
     name = "nonverbal"
-    version = "1"
+    version = "2"
     config_section = "nonverbal"
     reads = ("tracks", "decrosstalk", "vad", "crosstalk", "asr")
     EVENTS = Output("nonverbal.json", read=load_events,
@@ -93,7 +95,9 @@ class NonverbalStage(Stage):
         for c in range(channels):
             for k, kind in enumerate(TYPES):
                 onset, offset = getattr(cfg, f"{kind}_onset"), getattr(cfg, f"{kind}_offset")
-                for span in spans(tracks[c, k], sound[c], kind, onset, offset, cfg.bridge, cfg.min_duration):
+                reach = max(0.0, PATCH_SECONDS / 2 - cfg.hop / 2)  # a patch's evidence beyond its nearest frames
+                for span in spans(tracks[c, k], sound[c], kind, onset, offset, cfg.bridge,
+                                  cfg.min_duration, reach):
                     start, end = span.start / FRAME_RATE, min(span.end / FRAME_RATE, rec.duration)
                     audio, hop, max_lag = None, 0, 0
                     if channels > 1:
