@@ -161,3 +161,34 @@ def test_an_ipu_transcribed_empty_with_a_laugh_inside_is_a_laugh():
     assert tag_nonverbal_ipus([seg], [laugh], [], 0.8)[0].attributes["nonverbal"] == "laughter"
     untranscribed = Segment("r", 0, "A", 2.0, 3.4, 0.7)  # no ASR: only the covered share counts
     assert "nonverbal" not in tag_nonverbal_ipus([untranscribed], [laugh], [], 0.8)[0].attributes
+
+
+def test_reach_alone_never_makes_a_span():
+    track = np.zeros(100, np.float32)
+    track[40:48] = 0.5
+    sound = np.zeros(100, bool)
+    sound[40:48] = sound[52:56] = True  # a separate sound inside the reach, never scored
+    assert spans(track, sound, "laughter", 0.3, 0.15, 0.1, 0.1, reach_s=0.36) == [Span("laughter", 40, 48, 0.5)]
+
+
+def test_a_real_laugh_with_its_leak_is_one_laugh_on_its_own_channel_and_takes_no_floor(tmp_path):
+    """A whole local run (asr off) on a two-channel call made of one real laugh on channel 0 that leaks
+    into channel 1 (5 ms later, 12 dB down): a laughter event on channel 0 only, and the IPU the laugh
+    makes is not a turn."""
+    from duplexcorpus.config import load_workflow
+    from duplexcorpus.runfolder import RunFolder
+    from duplexcorpus.runner import run
+
+    laugh = _read16k(realdata("laughter_isolated_whisper_timestamped", "laugh1.mp3"))
+    x = np.random.default_rng(0).standard_normal((2, 16000 * 9)).astype(np.float32) * 0.001
+    x[0, 32000:32000 + len(laugh)] += laugh * 0.5
+    x[1, 32080:32080 + len(laugh)] += laugh * 0.5 * 10 ** (-12 / 20)
+    (tmp_path / "in").mkdir()
+    sf.write(tmp_path / "in" / "laughcall.wav", x.T, 16000, subtype="PCM_16")
+    run(tmp_path / "in", tmp_path / "out", load_workflow(None, {"asr.enabled": False, "diarization.enabled": False}),
+        executor="local")
+    events = RunFolder(tmp_path / "out").frame("events")
+    laughs = events[events.type == "laughter"]
+    assert len(laughs) and set(laughs.channel) == {0}
+    assert laughs.start.min() < 3.0 and laughs.end.max() > 2.5  # the laugh starts at 2.0 s
+    assert not len(events[events.type == "turn"])

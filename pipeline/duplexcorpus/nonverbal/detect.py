@@ -62,14 +62,18 @@ def spans(track: np.ndarray, sound: np.ndarray, sound_type: str, onset: float, o
     span belong to it."""
     from duplexcorpus.stages.ipus import bridge, hysteresis, runs  # the IPU stage's rules (lazy: the events
     #   stage imports this module while the stages package is still loading)
-    on = hysteresis(track, onset, offset)
+    core = hysteresis(track, onset, offset)
+    on = core
     k = int(round(reach_s * FRAME_RATE))
     if k > 0 and on.any():
         on = np.convolve(on.astype(np.int32), np.ones(2 * k + 1, np.int32), mode="same") > 0
-    on &= sound
+    on = on & sound
+    core = core & sound
     joined = bridge(runs(on), int(round(bridge_s * FRAME_RATE)))
     out = []
     for s, e in joined:
+        if not core[s:e].any():
+            continue  # only reached, never scored: not a span of its own
         while s < e and not sound[s]:
             s += 1
         while e > s and not sound[e - 1]:
