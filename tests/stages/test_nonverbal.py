@@ -171,6 +171,7 @@ def test_reach_alone_never_makes_a_span():
     assert spans(track, sound, "laughter", 0.3, 0.15, 0.1, 0.1, reach_s=0.36) == [Span("laughter", 40, 48, 0.5)]
 
 
+@pytest.mark.slow  # a whole (local) run: silero, YAMNet and every stage
 def test_a_real_laugh_with_its_leak_is_one_laugh_on_its_own_channel_and_takes_no_floor(tmp_path):
     """A whole local run (asr off) on a two-channel call made of one real laugh on channel 0 that leaks
     into channel 1 (5 ms later, 12 dB down): a laughter event on channel 0 only, and the IPU the laugh
