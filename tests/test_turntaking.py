@@ -280,3 +280,46 @@ def test_sweep_matches_the_reference_when_a_midpoint_rounds_up():
     for segs in ([seg(0, 0, b), seg(1, a, 5)], [seg(0, 0, a), seg(1, a, 3), seg(0, b, 4)],
                  [seg(0, 0, b), seg(1, a, b), seg(2, a, 6)]):
         assert detect_events(segs, cfg) == reference_events(segs, cfg)
+
+
+# --- non-verbal IPUs (laughter, coughs) -------------------------------------------------------------
+def test_a_laugh_in_the_other_speakers_turn_is_a_backchannel_and_takes_no_floor():
+    cfg = EventsConfig()
+    a1 = Segment("r", 0, "A", 0.0, 4.0, 0.9)
+    laugh = Segment("r", 1, "B", 1.5, 3.2, 0.8, attributes={"nonverbal": "laughter"})  # 1.7 s: too long for a word backchannel
+    a2 = Segment("r", 0, "A", 4.3, 6.0, 0.9)
+    events = detect_events([a1, laugh, a2], cfg)
+    kinds = [(e.type, e.channel) for e in events]
+    assert ("backchannel", 1) in kinds
+    bc = next(e for e in events if e.type == "backchannel")
+    assert bc.attributes == {"floor_channel": 0, "nonverbal": "laughter"} and bc.speaker_id == "B"
+    assert [e.channel for e in events if e.type == "turn"] == [0]
+    assert not [e for e in events if e.type in ("interruption", "overlap", "floor_transfer", "gap")]
+    # the same IPU without the tag is an interruption attempt that overlaps A
+    plain = detect_events([a1, Segment("r", 1, "B", 1.5, 3.2, 0.8), a2], cfg)
+    assert any(e.type == "interruption" for e in plain)
+
+
+def test_a_cough_between_turns_makes_no_turn_gap_or_backchannel():
+    cfg = EventsConfig()
+    a = Segment("r", 0, "A", 0.0, 2.0, 0.9)
+    cough = Segment("r", 1, "B", 2.5, 3.0, 0.7, attributes={"nonverbal": "cough"})
+    a2 = Segment("r", 0, "A", 3.6, 5.0, 0.9)
+    events = detect_events([a, cough, a2], cfg)
+    assert [e.type for e in events] == ["turn", "pause"]
+    assert events[1].start == 2.0 and events[1].end == 3.6  # one pause: the cough does not split it
+
+
+def test_sweep_matches_the_reference_with_nonverbal_ipus():
+    r = random.Random(1313)
+    compared = collections.Counter()
+    for case in range(600):
+        speakers = [(c, f"spk{c}") for c in range(r.randint(2, 3))]
+        segs = random_ipus(r, speakers, r.choice([2, 5, 10, 25]), same_party_overlap=False)
+        segs = [dataclasses.replace(s, attributes=dict(s.attributes, nonverbal=r.choice(["laughter", "cough"])))
+                if r.random() < 0.25 else s for s in segs]
+        cfg = random_config(r)
+        new, old = detect_events(segs, cfg), reference_events(segs, cfg)
+        assert new == old, f"case {case}"
+        compared.update(e.type for e in new if e.attributes.get("nonverbal"))
+    assert compared["backchannel"] > 50, compared

@@ -43,11 +43,12 @@ def _elementary(ipus: Sequence[_Ipu]) -> list[tuple[float, float, frozenset[int]
     return pieces
 
 
-def _is_backchannel(u: _Ipu, ipus: Sequence[_Ipu], cfg: EventsConfig) -> int | None:
-    """The channel whose floor the IPU sits in, if `u` is a backchannel; else None."""
-    if u.duration >= cfg.backchannel_max_duration:
+def _is_backchannel(u: _Ipu, ipus: Sequence[_Ipu], cfg: EventsConfig, limits: bool = True) -> int | None:
+    """The channel whose floor the IPU sits in, if `u` is a backchannel; else None (`limits`: the
+    duration and word limits apply; a laugh is tested without them)."""
+    if limits and u.duration >= cfg.backchannel_max_duration:
         return None
-    if u.words is not None and u.words > cfg.backchannel_max_words:
+    if limits and u.words is not None and u.words > cfg.backchannel_max_words:
         return None
     others = [v for v in ipus if v.channel != u.channel]
     # who holds the floor when u starts: someone speaking, or the last to stop (recently)
@@ -72,7 +73,24 @@ def _is_backchannel(u: _Ipu, ipus: Sequence[_Ipu], cfg: EventsConfig) -> int | N
 
 
 def detect_events(segments: Iterable[Segment], cfg: EventsConfig) -> list[Event]:
+    """Added with the non-verbal events: laughs and coughs (`attributes.nonverbal`) are taken out of
+    the rules; a laugh in another's floor is a backchannel with `nonverbal: laughter`."""
     segs = sorted(segments, key=lambda s: (s.start, s.channel))
+    verbal = [s for s in segs if not s.attributes.get("nonverbal")]
+    events = _verbal_events(verbal, cfg)
+    ipus = [_Ipu(i, s.channel, s.start, s.end, s.confidence, None, s.speaker_id) for i, s in enumerate(verbal)]
+    for s in segs:
+        if s.attributes.get("nonverbal") == "laughter" and ipus:
+            u = _Ipu(-1, s.channel, s.start, s.end, s.confidence, None, s.speaker_id)
+            holder = _is_backchannel(u, ipus, cfg, limits=False)
+            if holder is not None:
+                events.append(Event(s.recording_id, "backchannel", s.channel, round(s.start, 3), round(s.end, 3),
+                                    round(float(s.confidence), 3), "rules",
+                                    {"floor_channel": holder, "nonverbal": "laughter"}, s.speaker_id))
+    return sorted(events, key=lambda e: (e.start, e.type, -1 if e.channel is None else e.channel))
+
+
+def _verbal_events(segs: list[Segment], cfg: EventsConfig) -> list[Event]:
     if not segs:
         return []
     rid = segs[0].recording_id

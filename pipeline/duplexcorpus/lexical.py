@@ -33,7 +33,7 @@ def refine_backchannels(events: list[Event], segments: list[Segment], max_units:
     index = _by_party(segments, lambda s: (s.channel, s.speaker_id))
     out = []
     for ev in events:
-        if ev.type == "backchannel":
+        if ev.type == "backchannel" and not ev.attributes.get("nonverbal"):  # a laugh has no listener token
             keys = [(ev.channel, ev.speaker_id)] if ev.speaker_id is not None else [k for k in index if k[0] == ev.channel]
             seg = next((s for k in keys if (s := _containing(index, k, ev.start, ev.end))), None)
             text = seg.attributes.get("text") if seg else None

@@ -45,10 +45,21 @@ def apply_reviews(item, segments: list[Segment], words: list[Word], events: list
     """Human labels win inside the reviewed windows of this recording (no review: unchanged)."""
     if not item.review:
         return segments, words, events
+    from duplexcorpus.nonverbal.detect import tag_nonverbal_ipus
     from duplexcorpus.turntaking import detect_events, has_parties
 
-    return overlay(json.loads(Path(item.review).read_text()), segments, words, events,
-                   recompute=lambda segs: detect_events(segs, workflow.events) if has_parties(item.rec(), segs) else [])
+    review = json.loads(Path(item.review).read_text())
+    windows = [w["window"] for w in review["windows"]]
+    # laughs / coughs after review: the annotators' inside their windows, the pipeline's elsewhere, so
+    # a reviewed laugh stays off the floor as the pipeline's does
+    sounds = [e for e in events if e.type in ("laughter", "cough") and not _inside(windows, e.start, e.end)]
+    sounds += [Event(**e) for w in review["windows"] for e in w["events"] if e["type"] in ("laughter", "cough")]
+
+    def recompute(segs):
+        if not has_parties(item.rec(), segs):
+            return []
+        return detect_events(tag_nonverbal_ipus(segs, sounds, words, workflow.events.nonverbal_ipu_share), workflow.events)
+    return overlay(review, segments, words, events, recompute=recompute)
 
 
 def review_hash(item) -> str | None:

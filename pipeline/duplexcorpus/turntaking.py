@@ -19,6 +19,14 @@ Definitions (dGSLM on Fisher; Full-Duplex-Bench), thresholds in `EventsConfig`:
   keeps the floor. Shorter overlaps at a turn change are smooth overlapped transitions.
 - turn / floor_transfer: the floor passes between speakers (backchannels and failed interruptions
   do not take it); `offset` = next turn start - previous turn end (negative when overlapped).
+- non-verbal IPUs (`attributes.nonverbal` = laughter or cough, set by the events stage when such an
+  event covers the IPU and it has no words but laugh tokens) never take the floor and make no
+  turn, gap, pause, overlap or interruption: the rules above run on the verbal IPUs alone. A laugh
+  sitting in another speaker's floor (the backchannel test, without its duration and word limits)
+  is a listener response and is reported as a `backchannel` with `nonverbal: "laughter"`: an
+  attribute, not a new event type, because for the floor it behaves exactly like "mm-hmm" (the
+  speaker keeps the floor) and a duplex model's backchannel frame label should include it; the
+  `laughter` event beside it says what the sound was. A cough is never a response.
 
 Cost: O(n log n) in the number of IPUs (times the number of speakers, a small constant). The IPUs
 are sorted once; "who is speaking at t" is a sweep with one heap per speaker, "the last IPU of
@@ -300,17 +308,47 @@ def has_parties(recording: Recording, segments: Iterable[Segment]) -> bool:
     return len({c.speaker_id for c in recording.channels} | {s.speaker_id for s in segments}) > 1
 
 
-def detect_events(segments: Iterable[Segment], cfg: EventsConfig) -> list[Event]:
-    segs = sorted(segments, key=lambda s: (s.start, s.channel, s.speaker_id or ""))
-    if not segs:
-        return []
-    rid = segs[0].recording_id
-    ipus = [
+def _ipus(segs: list[Segment]) -> list[_Ipu]:
+    return [
         _Ipu(i, s.channel, s.start, s.end, s.confidence,
              len(units(s.attributes["text"])) if s.attributes.get("text") else None, s.speaker_id,
              s.speaker_id if s.speaker_id is not None else ("channel", s.channel))
         for i, s in enumerate(segs)
     ]
+
+
+def _laugh_responses(laughs: list[Segment], verbal: list[_Ipu], cfg: EventsConfig) -> list[Event]:
+    """Backchannel events (`nonverbal: laughter`) for the laughs that sit in another speaker's floor."""
+    if not laughs or not verbal:
+        return []
+    tl = _Timeline(verbal)
+    speaking = _Speaking(tl.by_party)
+    out = []
+    for s in laughs:  # sorted by start: the sweep's queries must not go back in time
+        u = _Ipu(-1, s.channel, s.start, s.end, s.confidence, None, s.speaker_id,
+                 s.speaker_id if s.speaker_id is not None else ("channel", s.channel))
+        found = _backchannel_holder(u, tl, speaking.at(u.start), cfg)
+        if found is not None:
+            out.append(Event(s.recording_id, "backchannel", u.channel, round(u.start, 3), round(u.end, 3),
+                             round(float(u.confidence), 3), "rules", {"floor_channel": found[1], "nonverbal": "laughter"},
+                             u.speaker))
+    return out
+
+
+def detect_events(segments: Iterable[Segment], cfg: EventsConfig) -> list[Event]:
+    segs = sorted(segments, key=lambda s: (s.start, s.channel, s.speaker_id or ""))
+    verbal = [s for s in segs if not s.attributes.get("nonverbal")]
+    laughs = [s for s in segs if s.attributes.get("nonverbal") == "laughter"]
+    events = _verbal_events(verbal, cfg)
+    events += _laugh_responses(laughs, _ipus(verbal), cfg)
+    return sorted(events, key=lambda e: (e.start, e.type, -1 if e.channel is None else e.channel))
+
+
+def _verbal_events(segs: list[Segment], cfg: EventsConfig) -> list[Event]:
+    if not segs:
+        return []
+    rid = segs[0].recording_id
+    ipus = _ipus(segs)
     tl = _Timeline(ipus)
     events: list[Event] = []
 
@@ -426,4 +464,4 @@ def detect_events(segments: Iterable[Segment], cfg: EventsConfig) -> list[Event]
         else:
             emit("gap", None, None, a, b, lowest([prev_u, next_u]), from_channel=prev_u.channel,
                  to_channel=next_u.channel, floor_change=floor_change)
-    return sorted(events, key=lambda e: (e.start, e.type, -1 if e.channel is None else e.channel))
+    return events

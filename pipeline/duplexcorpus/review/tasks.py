@@ -28,14 +28,22 @@ def document_root(out: Path) -> Path:
     return Path(os.environ.get("DUPLEXCORPUS_LS_DOCUMENT_ROOT", Path(out).resolve().parent)).resolve()
 
 
+NONVERBAL = ("laughter", "breath", "cough", "sigh")
+
+
 def risky_windows(out: Path, workflow: Workflow) -> list[Window]:
     run = RunFolder(out)
-    recs, segs = run.frame("recordings"), run.frame("segments")
+    recs, segs, events = run.frame("recordings"), run.frame("segments"), run.frame("events")
     risky = []
     for seg in segs[segs.source != "human"].itertuples():
         attrs = json.loads(seg.attributes)
         risky.append((seg.recording_id, seg.segment_id, seg.start, seg.end, float(attrs.get("risk", 0.0)),
                       attrs.get("risk_reasons", {})))
+    # a non-verbal event the model was unsure of is risky by itself (it may lie outside every IPU)
+    for ev in events[events.type.isin(NONVERBAL) & (events.source != "human")].itertuples():
+        if json.loads(ev.attributes).get("uncertain"):
+            risky.append((ev.recording_id, ev.event_id, ev.start, ev.end, workflow.review.w_nonverbal_uncertain,
+                          {"nonverbal_uncertain": 1.0}))
     return choose_windows(risky, dict(zip(recs.recording_id, recs.duration)), workflow.review)
 
 
@@ -83,6 +91,19 @@ def build_tasks(out: Path, workflow: Workflow, windows: list[Window]) -> list[di
                 text = join_text(list(words_in_window(words[words.segment_id == seg.segment_id], w.start, w.end).word))
             result.append({"id": rid, "from_name": "transcript", "to_name": "audio", "type": "textarea",
                            "original_length": dur, "value": {"start": round(s, 3), "end": round(e_, 3), "text": [text]}})
+        # laughs: the Laughter label on the same speaker's region it covers most, else a region of its own
+        laughs = ev[(ev.type == "laughter") & (ev.source != "human")]
+        for e in laughs.itertuples():
+            same = [r for r in result if r["type"] == "labels" and r["value"]["channel"] == e.channel
+                    and r["value"]["labels"][0] == speaker_label(int(e.channel))]
+            s, e_ = max(e.start, w.start) - w.start, min(e.end, w.end) - w.start
+            cover = [(min(e_, r["value"]["end"]) - max(s, r["value"]["start"]), r) for r in same]
+            best = max(cover, key=lambda x: x[0], default=(0.0, None))
+            if best[1] is not None and best[0] > 0:
+                if "Laughter" not in best[1]["value"]["labels"]:
+                    best[1]["value"]["labels"].append("Laughter")
+            else:
+                result.append(_region(f"l{e.Index}", s, e_, int(e.channel), [speaker_label(int(e.channel)), "Laughter"], dur))
         for k, e in enumerate(ev[ev.type.isin(["crosstalk", "overlap"])].itertuples()):
             s, e_ = max(e.start, w.start) - w.start, min(e.end, w.end) - w.start
             result.append(_region(f"e{k}", s, e_, 0, [EVENT_LABEL[e.type]], dur))

@@ -2,7 +2,7 @@
 subclass with name, version, config section, `reads`, `Output` constants and resources), one entry in
 `PROCESSING` below, its section in config.py / workflows/default.yaml, and tests/stages/test_<name>.py.
 
-    ingest ─ dedupe ─ tracks → decrosstalk → vad → crosstalk → ipus → conditions → diarize → asr → events → samples
+    ingest ─ dedupe ─ tracks → decrosstalk → vad → crosstalk → ipus → conditions → diarize → asr → nonverbal → events → samples
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from duplexcorpus.stages.diarize import DiarizeStage
 from duplexcorpus.stages.events import EventsStage
 from duplexcorpus.stages.ingest import IngestStage
 from duplexcorpus.stages.ipus import IpuStage
+from duplexcorpus.stages.nonverbal import NonverbalStage
 from duplexcorpus.stages.samples import SamplesStage
 from duplexcorpus.stages.tracks import TracksStage
 from duplexcorpus.stages.vad import VadStage
@@ -29,6 +30,7 @@ PROCESSING: tuple[type[Stage], ...] = (
     ConditionsStage,   # SNR, noise floor, clipping, bandwidth per channel (speech = the IPUs)
     DiarizeStage,      # who speaks when on a channel with several speakers (mono; pyannote)
     AsrStage,          # words per channel (Whisper; model actor)
+    NonverbalStage,    # laughter / breath / cough / sigh per channel, leak-aware (YAMNet; model actor)
     EventsStage,       # turn-taking rules per speaker, lexical events
     SamplesStage,      # shard windows: audio, sample JSON, frame labels
 )

@@ -26,7 +26,8 @@ from duplexcorpus.stages.ipus import IpuStage
 from duplexcorpus.stages.tracks import TracksStage
 from duplexcorpus.storage import stable_hash, write_json
 
-LABELS = ("speech", "floor", "backchannel", "interruption", "overlap")
+LABELS = ("speech", "floor", "backchannel", "interruption", "overlap", "laughter", "breath", "cough", "sigh")
+NONVERBAL = ("laughter", "breath", "cough", "sigh")  # rows from the non-verbal stage's events (sample 1.2.0)
 WINDOW = "[0-9]" * 4  # the window index in a member's file name: w0000.flac, w0001.flac, ...
 
 
@@ -72,7 +73,7 @@ def frame_labels(channels: int, start: float, end: float, segments: list[Segment
     for ev in events:
         if ev.type == "turn":
             mark(ev.channel, "floor", ev.start, ev.end)
-        elif ev.type in ("backchannel", "interruption"):
+        elif ev.type in ("backchannel", "interruption") or ev.type in NONVERBAL:
             mark(ev.channel, ev.type, ev.start, ev.end)
         elif ev.type == "overlap":
             for c in ev.attributes.get("channels", []):
@@ -140,7 +141,7 @@ def _relative(rows: list[dict], start: float, end: float) -> list[dict]:
 
 class SamplesStage(Stage):
     name = "samples"
-    version = "3"  # 3: speakers sharing a channel; each channel's recording conditions (sample 1.2.0)
+    version = "3"  # 3: speakers sharing a channel; recording conditions; non-verbal label rows (sample 1.2.0)
     config_section = "shard"
     reads = ("tracks", "ipus", "conditions", "asr", "events")
     WINDOWS = Output("windows.json", read=lambda p: json.loads(p.read_text()), description="sample keys and window spans")
