@@ -11,7 +11,9 @@ from duplexcorpus.review.tasks import build_tasks, risky_windows
 from duplexcorpus.runfolder import RunFolder
 
 
-def test_an_uncertain_laugh_is_routed_and_pre_annotated(sample_run, tmp_path):
+def test_an_uncertain_laugh_is_routed_and_pre_annotated(sample_run, tmp_path, monkeypatch):
+    # this copy is served from tmp_path (a Label Studio fixture of another test may have set the root)
+    monkeypatch.setenv("DUPLEXCORPUS_LS_DOCUMENT_ROOT", str(tmp_path))
     out = tmp_path / "out"
     shutil.copytree(sample_run.out, out)
     run = RunFolder(out)
