@@ -226,10 +226,11 @@ def test_given_transcript_is_aligned_not_recognised(small_run):
 
 
 # ------------------------------------------------------------------------ re-decoding (slow)
-@pytest.fixture(scope="module")
-def looped_run(tmp_path_factory):
+@pytest.fixture(scope="module", params=["whole", "second_half"])
+def looped_run(request, tmp_path_factory):
     """20 s of a sample call whose first decoded clip is made to loop ("road road road ..."), as
-    Whisper does on real calls: the stage must decode it again and keep real words."""
+    Whisper does on real calls: the stage must decode it again and keep real words. `whole`: the
+    loop is all the clip says; `second_half`: Whisper's real words until half way, then the loop."""
     from duplexcorpus.asr.engine import WhisperEngine, WordTiming
     from duplexcorpus.runner import run
 
@@ -246,9 +247,12 @@ def looped_run(tmp_path_factory):
             i = max(range(len(clips)), key=lambda k: len(clips[k].audio))
             dur = len(clips[i].audio) / 16_000
             looped.append(dur)
-            n = 40
-            out[i] = Decoded(" ".join(["road"] * n), out[i].language, 1.0, -0.2, 0.01,
-                             [WordTiming("road", dur * k / n, dur * (k + 1) / n, 0.9) for k in range(n)])
+            n, begin = 40, (0.0 if request.param == "whole" else dur / 2)
+            real = [w for w in out[i].words if w.end <= begin]
+            loop = [WordTiming("road", begin + (dur - begin) * k / n, begin + (dur - begin) * (k + 1) / n, 0.9)
+                    for k in range(n)]
+            out[i] = Decoded(" ".join([w.word for w in real] + ["road"] * n), out[i].language, 1.0, -0.2, 0.01,
+                             real + loop)
         return out
 
     mp = pytest.MonkeyPatch()
@@ -259,19 +263,29 @@ def looped_run(tmp_path_factory):
     finally:
         mp.undo()
     assert looped
-    return out
+    return request.param, out
 
 
 @pytest.mark.slow
 def test_a_looping_clip_is_decoded_again_and_every_ipu_keeps_words(looped_run):
+    where, looped_run = looped_run
     asr = next(looped_run.glob("cache/asr/looped/*"))
     clips = json.loads((asr / "clips.json").read_text())
     failed = [c for c in clips if c.get("failed")]
     assert [c["failed"] for c in failed] == ["repetition_loop"]
     retries = failed[0]["retries"]
-    # the packed clip is decoded again one IPU at a time (beam search), each retry listed; nothing is
-    # dropped
-    assert retries and all(r["scope"] == "ipu" for r in retries) and retries[0]["temperature"] == 0.0
+    if where == "whole":
+        # the packed clip is decoded again one IPU at a time (beam search), each retry listed
+        assert retries and all(r["scope"] == "ipu" for r in retries) and retries[0]["temperature"] == 0.0
+        assert "kept_before_loop" not in failed[0]
+    else:
+        # the IPUs before the loop keep their words; the rest is packed again as one clip (one
+        # encoder pass), which decodes well
+        kept = failed[0]["kept_before_loop"]
+        assert len(kept) == 1 and failed[0]["start"] < kept[0][1] <= (failed[0]["start"] + failed[0]["end"]) / 2
+        assert [r["scope"] for r in retries] == ["rest"] and retries[0]["temperature"] == 0.0
+        assert retries[0]["start"] > kept[0][0] and not retries[0].get("failed")
+    # nothing is dropped
     assert all("road road road" not in r["text"] for r in retries)
     assert json.loads((asr / "dropped.json").read_text()) == []
     segs = json.loads((asr / "segments.json").read_text())

@@ -49,6 +49,25 @@ def loop_cut(words: list[dict]) -> tuple[int, str] | None:
     return start + n, " ".join(tokens[start:start + n])
 
 
+def ipus_before_loop(words: list[dict], clip_spans: list[tuple[float, float]]) -> int:
+    """How many of a packed clip's IPUs (`clip_spans`, clip time, in order) end before a repetition
+    loop begins (its first occurrence). Whisper decoded those before it fell into the loop, so their
+    words stand; the IPUs from the loop on are packed again and decoded as a clip of their own
+    (`Attempt("rest")`): one encoder pass instead of one per IPU. 0: no loop, or it starts in the
+    first IPU."""
+    tokens = [units(w["word"])[0] if units(w["word"]) else w["word"] for w in words]
+    loop = repetition_loop(tokens)
+    if loop is None:
+        return 0
+    begins = words[loop[0]]["start"]
+    head = 0
+    for _, end in clip_spans:
+        if end > begins:
+            break
+        head += 1
+    return head
+
+
 def _plain(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
@@ -99,11 +118,14 @@ NO_TEMPERATURE = ("no_speech", "empty")
 
 @dataclass(frozen=True)
 class Attempt:
-    scope: str  # clip (the packed clip as planned) | ipu (one IPU of it on its own)
+    # clip: the packed clip as planned | rest: the IPUs of a clip from where its decode looped, packed
+    # again | ipu: one IPU of a clip on its own
+    scope: str
     temperature: float  # 0: beam search; > 0: sampling, best of BEST_OF
 
 
 BEST_OF = 5  # samples per temperature (Whisper's best_of)
+PACKED = ("clip", "rest")  # scopes that hold several IPUs laid end to end
 FIRST = Attempt("clip", 0.0)
 
 
@@ -151,7 +173,7 @@ def next_attempt(previous: Attempt, reason: str | None, spans: int,
     temperature (no_speech_prob comes before any sampling): only smaller pieces can change them."""
     if reason is None:
         return None
-    if previous.scope == "clip" and spans > 1 and reason != "low_logprob":
+    if previous.scope in PACKED and spans > 1 and reason != "low_logprob":
         return Attempt("ipu", 0.0)
     if reason in NO_TEMPERATURE:
         return None

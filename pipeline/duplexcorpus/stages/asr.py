@@ -96,7 +96,7 @@ class Unit:
 
 class AsrStage(Stage):
     name = "asr"
-    version = "12"
+    version = "13"
     config_section = "asr"
     reads = ("decrosstalk", "ipus", "diarize")  # the IPUs as diarize leaves them (split per speaker)
     SEGMENTS = Output("segments.json", read=load_segments, description="the IPUs with their text in attributes")
@@ -282,11 +282,13 @@ class AsrStage(Stage):
                     todo.append(u)
                     continue
                 nxt = gates.next_attempt(u.attempt, last.failure, len(u.plan.spans))
+                st = states[u.plan.item]
                 if nxt.scope == u.attempt.scope:
                     u.attempt = nxt
                     todo.append(u)
+                elif last.failure == "repetition_loop" and (rest := self.keep_before_loop(st, u)) is not None:
+                    todo.append(rest)
                 else:  # the clip, cut into its IPUs
-                    st = states[u.plan.item]
                     todo += [Unit(piece, u.entry, nxt, self.vad_sure(st, piece.spans))
                              for piece in per_ipu(u.plan, self.cfg.pad)]
             units = []
@@ -303,6 +305,24 @@ class AsrStage(Stage):
                     except Exception as err:  # noqa: BLE001 - the recordings of a failed batch say why
                         for u in batch:
                             states[u.plan.item].error = err
+
+    def keep_before_loop(self, st: ItemState, u: Unit) -> Unit | None:
+        """A packed clip that looped: the words of the IPUs before the loop are placed as decoded,
+        and the IPUs from the loop on come back as one packed clip (`rest`) to decode again. None:
+        the loop starts in the clip's first IPU (then it is cut into its IPUs)."""
+        last, p = u.tried[-1], u.plan
+        head = gates.ipus_before_loop(last.words, p.to_clip_spans(self.cfg.pad, self.cfg.pack_gap))
+        if head == 0 or head >= len(p.spans):
+            return None
+        before = dataclasses.replace(p, spans=p.spans[:head])
+        ends = before.to_clip_spans(self.cfg.pad, self.cfg.pack_gap)[-1][1] + self.cfg.pack_gap / 2
+        words = [w for w in last.words if (w["start"] + w["end"]) / 2 <= ends]
+        st.words += self.aligner.place(before, last.audio, last.floor, last.decoded.language, words, source="asr",
+                                       text=last.text)
+        spans = p.spans[head:]
+        rest = dataclasses.replace(p, start=spans[0][0] - self.cfg.pad, end=spans[-1][1] + self.cfg.pad, spans=spans)
+        u.entry.setdefault("kept_before_loop", []).append([round(s, 3) for s in (before.spans[0][0], before.spans[-1][1])])
+        return Unit(rest, u.entry, gates.Attempt("rest", 0.0), self.vad_sure(st, spans))
 
     def english_inside_mandarin(self, states: list[ItemState]) -> None:
         """Code-switching (asr/codeswitch.py): low-probability runs of Mandarin characters are heard
@@ -378,7 +398,7 @@ class AsrStage(Stage):
         if drop is not None or not best.text.strip():
             st.outcomes.append((p.channel, list(p.spans), gates.no_words_reason(drop, retried)))
             return []
-        if unit.attempt.scope != "clip" or len(p.spans) < 2:
+        if unit.attempt.scope not in gates.PACKED or len(p.spans) < 2:
             return []
         missed = [(s, e) for s, e in p.spans
                   if not any(s - 1e-3 <= (w["start"] + w["end"]) / 2 <= e + 1e-3 for w in placed)]
