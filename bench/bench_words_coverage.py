@@ -107,6 +107,32 @@ def time_asr(out: Path, workflow, repeats: int) -> list[float]:
     return times
 
 
+def stress_listener_tokens(seeds: str, work: Path) -> None:
+    """Stress calls with the ASR on: IPUs with words, WER/CER and listener-token recall per language
+    against the generator's exact word truth."""
+    import pandas as pd
+
+    from bench.stress.make_stress import parse_seeds, render_set
+    from duplexcorpus.config import load_workflow
+    from duplexcorpus.evaluate import score_words
+    from duplexcorpus.runner import run
+
+    render_set(parse_seeds(seeds), work)
+    out = work / "out"
+    run(work / "audio", out, load_workflow(None), executor="local", metadata=work / "audio" / "metadata.csv")
+    cov = coverage(out)
+    ipus = sum(r["ipus"] for r in cov.values())
+    print(f"stress {seeds}: IPUs with words {sum(r['ipus'] * r['ipus_with_words'] for r in cov.values()) / max(ipus, 1):.3f} "
+          f"of {ipus}, speech seconds with words "
+          f"{sum(r['speech_s'] * r['speech_with_words'] for r in cov.values()) / max(sum(r['speech_s'] for r in cov.values()), 1e-9):.3f}")
+    meta = pd.read_csv(work / "audio" / "metadata.csv")
+    for lang, rows in meta.groupby("language"):
+        sc = score_words(out / "tables", work / "truth", sorted(set(rows.recording_id)))
+        rate = sc["wer_en"] if lang == "en" else sc["cer_zh"]
+        print(f"stress {seeds} {lang}: {'WER' if lang == 'en' else 'CER'} {rate:.4f}  listener-token recall "
+              f"{sc['backchannel_recall']:.3f} of {sc['backchannel_units']} units")
+
+
 def main() -> None:
     from duplexcorpus.config import load_workflow
     from duplexcorpus.evaluate import score_words
@@ -117,10 +143,17 @@ def main() -> None:
     ap.add_argument("--realdata", type=Path, default=ROOT.parent / "shared" / "realdata")
     ap.add_argument("--time", type=int, default=0, help="time the ASR stage on data_samples this many times")
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--stress", metavar="SEEDS",
+                    help='also stress calls (bench/stress, listener tokens drawn per seed): "200-209" to report, '
+                         '"100-119" to choose on')
+    ap.add_argument("--stress-only", action="store_true", help="only the stress calls")
     args = ap.parse_args()
     import duplexcorpus
 
     print(f"package: {Path(duplexcorpus.__file__).parent}")
+    if args.stress_only:
+        stress_listener_tokens(args.stress, args.work / "stress")
+        return
     samples_wf = load_workflow(ROOT / "workflows" / "samples.yaml")
     runs = {"data_samples": args.work / "samples"}
     run(ROOT / "data_samples" / "audio", runs["data_samples"], samples_wf, executor="local")
@@ -140,6 +173,8 @@ def main() -> None:
         wer = pyannote_wer(runs["realdata calls"], args.realdata)
         if wer:
             print(f"pyannote telephone call: WER {wer['rate']:.4f} over {wer['units']} reference words")
+    if args.stress:
+        stress_listener_tokens(args.stress, args.work / "stress")
     if args.time:
         print(f"ASR stage on data_samples (8 recordings), (wall s, CPU s): {time_asr(runs['data_samples'], samples_wf, args.time)}")
 
