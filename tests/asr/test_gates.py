@@ -1,7 +1,7 @@
 """The hallucination gates on hand-made decoder results: what is dropped, why, and what stays."""
 from __future__ import annotations
 
-from duplexcorpus.asr.gates import Drop, Thresholds, gate, ipus_before_loop, loop_cut, no_speech
+from duplexcorpus.asr.gates import Drop, Thresholds, gate, loop_cut, loop_ipu, no_speech
 from duplexcorpus.config import AsrConfig
 
 TH = Thresholds(no_speech=0.6, logprob=-1.0, weak_clip=1.5)
@@ -141,19 +141,17 @@ def test_a_text_that_reads_the_prompt_back_is_retried_then_dropped():
     assert gate("以下", zh[:2], "zh", 0.1, -0.3, 3.0, TH, prompt) == (zh[:2], None)
 
 
-def test_the_ipus_before_a_loop_keep_their_words():
+def test_a_loop_is_placed_in_the_ipu_where_it_begins():
     def w(word, s):
         return dict(word=word, start=s, end=s + 0.2)
 
     spans = [(0.15, 2.0), (2.6, 4.0), (4.6, 8.0)]  # a packed clip's IPUs, clip time
     said = [w("we", 0.2), w("met", 0.6), w("on", 2.7), w("tuesday", 3.0)]
-    loop = [w("road", 4.7 + 0.25 * k) for k in range(8)]
-    assert ipus_before_loop(said + loop, spans) == 2
-    # the loop's first occurrence is what counts: "on road road ..." starts in the second IPU
-    assert ipus_before_loop(said[:2] + [w("on", 2.7)] + [w("road", 3.0 + 0.25 * k) for k in range(8)], spans) == 1
-    # a loop from the first word, or none at all: nothing to keep apart
-    assert ipus_before_loop([w("road", 0.2 + 0.25 * k) for k in range(8)], spans) == 0
-    assert ipus_before_loop(said, spans) == 0
+    assert loop_ipu(said + [w("road", 4.7 + 0.25 * k) for k in range(8)], spans) == 2
+    # the loop's first occurrence is what counts: "on road road ..." begins in the second IPU
+    assert loop_ipu(said[:2] + [w("on", 2.7)] + [w("road", 3.0 + 0.25 * k) for k in range(8)], spans) == 1
+    assert loop_ipu([w("road", 0.2 + 0.25 * k) for k in range(8)], spans) == 0
+    assert loop_ipu(said, spans) is None
 
 
 def test_a_rest_of_a_looped_clip_is_a_packed_clip_again():

@@ -49,23 +49,21 @@ def loop_cut(words: list[dict]) -> tuple[int, str] | None:
     return start + n, " ".join(tokens[start:start + n])
 
 
-def ipus_before_loop(words: list[dict], clip_spans: list[tuple[float, float]]) -> int:
-    """How many of a packed clip's IPUs (`clip_spans`, clip time, in order) end before a repetition
-    loop begins (its first occurrence). Whisper decoded those before it fell into the loop, so their
-    words stand; the IPUs from the loop on are packed again and decoded as a clip of their own
-    (`Attempt("rest")`): one encoder pass instead of one per IPU. 0: no loop, or it starts in the
-    first IPU."""
+def loop_ipu(words: list[dict], clip_spans: list[tuple[float, float]]) -> int | None:
+    """The IPU (index into a packed clip's `clip_spans`, clip time, in order) in which a repetition
+    loop begins (its first occurrence), None: no loop. Whisper decoded the IPUs before it before it
+    fell into the loop, so their words stand; the IPU it begins in is decoded alone, and the IPUs
+    after it were never decoded properly: they are packed again as a clip of their own
+    (`Attempt("rest")`), one encoder pass instead of one per IPU."""
     tokens = [units(w["word"])[0] if units(w["word"]) else w["word"] for w in words]
     loop = repetition_loop(tokens)
     if loop is None:
-        return 0
+        return None
     begins = words[loop[0]]["start"]
-    head = 0
-    for _, end in clip_spans:
-        if end > begins:
-            break
-        head += 1
-    return head
+    ipu = 0
+    while ipu < len(clip_spans) and clip_spans[ipu][1] <= begins:
+        ipu += 1
+    return ipu
 
 
 def _plain(text: str) -> str:

@@ -286,8 +286,8 @@ class AsrStage(Stage):
                 if nxt.scope == u.attempt.scope:
                     u.attempt = nxt
                     todo.append(u)
-                elif last.failure == "repetition_loop" and (rest := self.keep_before_loop(st, u)) is not None:
-                    todo.append(rest)
+                elif last.failure == "repetition_loop" and (pieces := self.split_at_loop(st, u)) is not None:
+                    todo += pieces
                 else:  # the clip, cut into its IPUs
                     todo += [Unit(piece, u.entry, nxt, self.vad_sure(st, piece.spans))
                              for piece in per_ipu(u.plan, self.cfg.pad)]
@@ -306,23 +306,29 @@ class AsrStage(Stage):
                         for u in batch:
                             states[u.plan.item].error = err
 
-    def keep_before_loop(self, st: ItemState, u: Unit) -> Unit | None:
-        """A packed clip that looped: the words of the IPUs before the loop are placed as decoded,
-        and the IPUs from the loop on come back as one packed clip (`rest`) to decode again. None:
-        the loop starts in the clip's first IPU (then it is cut into its IPUs)."""
-        last, p = u.tried[-1], u.plan
-        head = gates.ipus_before_loop(last.words, p.to_clip_spans(self.cfg.pad, self.cfg.pack_gap))
-        if head == 0 or head >= len(p.spans):
+    def split_at_loop(self, st: ItemState, u: Unit) -> list[Unit] | None:
+        """A packed clip that looped (`gates.loop_ipu`): the words of the IPUs before the loop are
+        placed as decoded, the IPU the loop begins in is decoded alone, and the IPUs after it come
+        back as one packed clip (`rest`). None: the loop begins after the clip's last IPU."""
+        last, p, pad = u.tried[-1], u.plan, self.cfg.pad
+        at = gates.loop_ipu(last.words, p.to_clip_spans(pad, self.cfg.pack_gap))
+        if at is None or at >= len(p.spans):
             return None
-        before = dataclasses.replace(p, spans=p.spans[:head])
-        ends = before.to_clip_spans(self.cfg.pad, self.cfg.pack_gap)[-1][1] + self.cfg.pack_gap / 2
-        words = [w for w in last.words if (w["start"] + w["end"]) / 2 <= ends]
-        st.words += self.aligner.place(before, last.audio, last.floor, last.decoded.language, words, source="asr",
-                                       text=last.text)
-        spans = p.spans[head:]
-        rest = dataclasses.replace(p, start=spans[0][0] - self.cfg.pad, end=spans[-1][1] + self.cfg.pad, spans=spans)
-        u.entry.setdefault("kept_before_loop", []).append([round(s, 3) for s in (before.spans[0][0], before.spans[-1][1])])
-        return Unit(rest, u.entry, gates.Attempt("rest", 0.0), self.vad_sure(st, spans))
+        if at > 0:
+            before = dataclasses.replace(p, spans=p.spans[:at])
+            ends = before.to_clip_spans(pad, self.cfg.pack_gap)[-1][1] + self.cfg.pack_gap / 2
+            words = [w for w in last.words if (w["start"] + w["end"]) / 2 <= ends]
+            st.words += self.aligner.place(before, last.audio, last.floor, last.decoded.language, words,
+                                           source="asr", text=last.text)
+            u.entry.setdefault("kept_before_loop", []).append([round(p.spans[0][0], 3), round(p.spans[at - 1][1], 3)])
+        s, e = p.spans[at]
+        out = [Unit(dataclasses.replace(p, start=s - pad, end=e + pad, spans=[(s, e)]), u.entry,
+                    gates.Attempt("ipu", 0.0), self.vad_sure(st, [(s, e)]))]
+        if at + 1 < len(p.spans):
+            spans = p.spans[at + 1:]
+            out.append(Unit(dataclasses.replace(p, start=spans[0][0] - pad, end=spans[-1][1] + pad, spans=spans),
+                            u.entry, gates.Attempt("rest", 0.0), self.vad_sure(st, spans)))
+        return out
 
     def english_inside_mandarin(self, states: list[ItemState]) -> None:
         """Code-switching (asr/codeswitch.py): low-probability runs of Mandarin characters are heard
