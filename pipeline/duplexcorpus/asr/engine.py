@@ -101,25 +101,35 @@ def resolve_whisper(model: str) -> str:
                          f"folder, nor in the local Hugging Face cache (no download at run time)") from err
 
 
-def load_engine(cfg):
+def load_engine(cfg, model: str | None = None, whispers: dict | None = None):
     """The engine of an `asr` config section: `device: auto` is CUDA when this worker sees a GPU;
-    `compute_type: auto` is float16 there, int8 on the CPU. `asr.model` names Whisper (embedded, a
-    CTranslate2 folder, a cached name) or a sherpa-onnx engine (`paraformer:<folder>`,
+    `compute_type: auto` is float16 there, int8 on the CPU. `model` (default `asr.model`) names Whisper
+    (embedded, a CTranslate2 folder, a cached name) or a sherpa-onnx engine (`paraformer:<folder>`,
     `sensevoice:<folder>`, `asr/sherpa.py`), which gets a Whisper engine (`asr.score_model`) for its
-    word probabilities and given transcripts. `asr.model_sha256` pins the weights file when set."""
+    word probabilities and given transcripts. `asr.model_sha256` pins `asr.model`'s weights file when
+    set. `whispers` (spec -> WhisperEngine): Whisper engines already loaded, reused and added to
+    (`asr/engines.py` loads one engine per language)."""
     from duplexcorpus.asr.sherpa import SherpaEngine, engine_kind, locate
     from duplexcorpus.devices import resolve_device
 
+    model = cfg.model if model is None else model
+    whispers = {} if whispers is None else whispers
     device = resolve_device(cfg.device)
     compute = cfg.compute_type if cfg.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
-    check_pin(cfg.model, getattr(cfg, "model_sha256", None), device)
-    sherpa = engine_kind(cfg.model)
+    if model == cfg.model:
+        check_pin(cfg.model, getattr(cfg, "model_sha256", None), device)
+
+    def whisper(spec: str) -> WhisperEngine:
+        if spec not in whispers:
+            whispers[spec] = WhisperEngine(spec, device, compute, cfg.threads, cfg.languages, cfg.beam_size,
+                                           cfg.mel_padding)
+        return whispers[spec]
+
+    sherpa = engine_kind(model)
     if sherpa is None:
-        return WhisperEngine(cfg.model, device, compute, cfg.threads, cfg.languages, cfg.beam_size, cfg.mel_padding)
+        return whisper(model)
     files = locate(*sherpa, device)  # a missing model fails before Whisper is loaded
-    scorer = WhisperEngine(cfg.score_model, device, compute, cfg.threads, cfg.languages, cfg.beam_size,
-                           cfg.mel_padding)
-    return SherpaEngine(files, device, cfg.threads, cfg.languages, scorer)
+    return SherpaEngine(files, device, cfg.threads, cfg.languages, whisper(cfg.score_model))
 
 
 def weights_file(model: str, device: str = "cpu") -> Path | None:
@@ -156,14 +166,15 @@ def _weights_sha256(path: Path) -> str:
     return _HASHED[key]
 
 
-def engine_identity(cfg, device: str = "cpu") -> str | None:
-    """What the ASR cache key adds for the engine: the weights' sha256 where `asr.model` is not the
-    embedded Whisper (a folder's content can change under one name); None for the embedded model,
-    whose hash is pinned in code (its keys stay as they were). A model that cannot be found gives
-    its error text: the stage then fails at setup with the specific reason."""
+def engine_identity(cfg, device: str = "cpu", model: str | None = None) -> str | None:
+    """What the ASR cache key adds for an engine (`model`, default `asr.model`): the weights' sha256
+    where it is not the embedded Whisper (a folder's content can change under one name); None for
+    the embedded model, whose hash is pinned in code (its keys stay as they were). A model that
+    cannot be found gives its error text: the stage then fails at setup with the specific reason."""
     from duplexcorpus.asr.sherpa import engine_kind
 
-    models = [cfg.model] + ([cfg.score_model] if engine_kind(cfg.model) else [])
+    model = cfg.model if model is None else model
+    models = [model] + ([cfg.score_model] if engine_kind(model) else [])
     parts = []
     for model in models:
         try:
@@ -204,6 +215,7 @@ class Decoded:
     avg_logprob: float
     no_speech_prob: float
     words: list[WordTiming] = field(default_factory=list)
+    engine: str | None = None  # the spec of the engine that made it, where `asr.engines` chose one
 
 
 class WhisperEngine:
