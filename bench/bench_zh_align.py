@@ -54,6 +54,10 @@ def stage(clips, folder: Path, transcripts: bool) -> Path:
     its audio as `<clip>.transcript.json` (`duplexcorpus/transcripts.py`)."""
     import soundfile as sf
 
+    if folder.exists():  # a kept run folder: its links again (the run's cache is reused)
+        import shutil
+
+        shutil.rmtree(folder)
     folder.mkdir(parents=True)
     rows = ["recording_id,channel,speaker_id,language"]
     for c in clips:
@@ -104,6 +108,55 @@ def measure(reference: str, rows, ipus, asr_rows=None) -> dict:
     return out
 
 
+SYNTHETIC = "zh_weekend_chat"  # data_samples: espeak-ng Mandarin, a time for every character (truth/words.parquet)
+
+
+def synthetic_truth(folder: Path, overrides: dict) -> dict:
+    """Timing truth: zh_weekend_chat from data_samples (synthetic speech: no use for judging ASR, exact
+    for timing), its truth utterances given as the transcript (channel, start, end, text of each
+    turn). Each row is matched to its truth character (difflib per channel); start and end errors."""
+    import numpy as np
+    import pandas as pd
+
+    truth = pd.read_parquet(ROOT / "data_samples" / "truth" / "words.parquet")
+    truth = truth[truth.recording_id == SYNTHETIC]
+    inp = folder / "synthetic"
+    if inp.exists():
+        import shutil
+
+        shutil.rmtree(inp)
+    inp.mkdir(parents=True)
+    (inp / f"{SYNTHETIC}.flac").symlink_to((ROOT / "data_samples" / "audio" / f"{SYNTHETIC}.flac").resolve())
+    utterances = [dict(channel=int(ch), start=round(float(g.start.min()), 3), end=round(float(g.end.max()), 3),
+                       text="".join(g.sort_values("index").word) if (g.language == "zh").all()
+                       else " ".join(g.sort_values("index").word))
+                  for (ch, _), g in truth.groupby(["channel", "utterance"])]
+    (inp / f"{SYNTHETIC}.transcript.json").write_text(json.dumps(utterances, ensure_ascii=False))
+    (inp / "metadata.csv").write_text(f"recording_id,channel,speaker_id,language\n{SYNTHETIC},0,A,zh\n{SYNTHETIC},1,B,zh\n")
+    wall = run_pipeline(inp, folder / "out_synthetic", overrides)
+    words = pd.read_parquet(folder / "out_synthetic" / "tables" / "words.parquet")
+    ds, de = [], []
+    rows = interpolated = missing = 0
+    for ch in sorted(truth.channel.unique()):
+        t = truth[truth.channel == ch].sort_values("start")
+        w = words[words.channel == ch].sort_values("start")
+        rows += len(w)
+        interpolated += int(w.interpolated.sum())
+        blocks = difflib.SequenceMatcher(a=t.word.str.lower().tolist(), b=w.word.str.lower().tolist(),
+                                         autojunk=False).get_matching_blocks()
+        missing += len(t) - sum(b.size for b in blocks)
+        for b in blocks:
+            for k in range(b.size):
+                ds.append(w.start.iloc[b.b + k] - t.start.iloc[b.a + k])
+                de.append(w.end.iloc[b.b + k] - t.end.iloc[b.a + k])
+    ds, de = np.abs(ds), np.abs(de)
+    return dict(recording=SYNTHETIC, wall_s=round(wall, 1), truth_units=len(truth), rows=rows, interpolated=interpolated,
+                missing=missing, start_err_median_ms=round(1000 * float(np.median(ds)), 1),
+                end_err_median_ms=round(1000 * float(np.median(de)), 1),
+                start_within_50ms=round(float(np.mean(ds <= 0.05)), 3), end_within_50ms=round(float(np.mean(de <= 0.05)), 3),
+                start_within_100ms=round(float(np.mean(ds <= 0.1)), 3))
+
+
 def main() -> None:
     import pandas as pd
     import yaml
@@ -112,6 +165,8 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="workflow override, e.g. asr.min_word=0.03 (repeatable)")
     ap.add_argument("--no-asr", action="store_true", help="skip the second (ASR) run")
+    ap.add_argument("--synthetic", action="store_true",
+                    help=f"also align data_samples {SYNTHETIC}'s truth text against its character times")
     ap.add_argument("--keep", type=Path, help="run here (kept) instead of a temporary folder")
     ap.add_argument("--json", type=Path, help="write the per-clip rows here")
     args = ap.parse_args()
@@ -151,8 +206,12 @@ def main() -> None:
     print("|" + "---|" * len(cols))
     for r in [*rows, dict(clip="total", kind="", **total)]:
         print("| " + " | ".join(str(r.get(k, "")) for k in cols) + " |")
+    synthetic = synthetic_truth(tmp, overrides) if args.synthetic else None
+    if synthetic:
+        print(f"timing truth ({SYNTHETIC}, synthetic speech, its truth text given): {synthetic}")
     if args.json:
-        args.json.write_text(json.dumps(dict(overrides=overrides, clips=rows, total=total), ensure_ascii=False, indent=1))
+        args.json.write_text(json.dumps(dict(overrides=overrides, clips=rows, total=total, synthetic=synthetic),
+                                        ensure_ascii=False, indent=1))
 
 
 if __name__ == "__main__":

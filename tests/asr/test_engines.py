@@ -51,6 +51,7 @@ def sample_item(folder, recording: str, language: str, seconds: float = FIRST_SE
     """A data_samples recording as the ASR stage reads it: its 16 kHz analysis track (the
     decrosstalk output) and its IPUs of the first `seconds` (the truth's, standing in for the
     diarize output), with `language` in its metadata."""
+    folder.mkdir(parents=True, exist_ok=True)
     audio, sr = sf.read(SAMPLES / "audio" / f"{recording}.flac", dtype="float32", always_2d=True)
     analysis = soxr.resample(audio, sr, RATE).astype(np.float32)
     (folder / "decrosstalk").mkdir()
@@ -62,7 +63,8 @@ def sample_item(folder, recording: str, language: str, seconds: float = FIRST_SE
     (folder / "diarize").mkdir()
     (folder / "diarize" / "segments.json").write_text(json.dumps(segments))
     rec = {"recording_id": recording, "num_channels": analysis.shape[1], "duration": len(analysis) / RATE,
-           "channels": [], "source_paths": [], "source_sha256": [], "sha256": f"sha-{recording}", "format": "",
+           "channels": [dict(channel=c, speaker_id=f"s{c}", source_path="", source_channel=c, language=language)
+                        for c in range(analysis.shape[1])], "source_paths": [], "source_sha256": [], "sha256": f"sha-{recording}", "format": "",
            "sample_rate": RATE, "language": language, "scenario": None, "environment": None, "device": None,
            "warnings": []}
     item = WorkItem(input={"recording_id": recording}, recording=rec,

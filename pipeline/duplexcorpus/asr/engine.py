@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import re
 import shutil
 import tempfile
 import unicodedata
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from duplexcorpus.asr.units import HAN
 from duplexcorpus.storage import file_sha256
 
 SAMPLE_RATE = 16_000
@@ -41,6 +43,10 @@ WHISPER_BASE_SHA256 = {
     "tokenizer.json": "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
     "vocabulary.txt": "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
 }
+
+
+# one Han character, or a run of anything else (Latin words, digits, punctuation, spaces)
+_HAN_OR_OTHER = re.compile(rf"[{HAN}]|[^{HAN}]+")
 
 
 class ModelError(RuntimeError):
@@ -289,8 +295,16 @@ class WhisperEngine:
         return out
 
     def text_tokens(self, tokenizer, text: str) -> list[int]:
+        """A given text's tokens to align. Mandarin: each Han character encoded on its own (one token,
+        or the few byte tokens of a rare character), so cross-attention times every character: the
+        tokenizer's own encoding merges frequent words ("中国", "大家好") into one token, whose span
+        could only be divided between its characters by interpolation. Latin runs keep their BPE."""
         text = text.strip()
-        return tokenizer.encode(text if tokenizer.language_code in ("zh", "ja") else " " + text)
+        if tokenizer.language_code not in ("zh", "ja"):
+            return tokenizer.encode(" " + text)
+        if tokenizer.language_code != "zh":
+            return tokenizer.encode(text)
+        return [t for piece in _HAN_OR_OTHER.findall(text) for t in tokenizer.encode(piece)]
 
     # -- the batch -----------------------------------------------------------------------------
     def run(self, clips: list[Clip], temperature: float = 0.0, best_of: int = 5, seed: int = 0,
@@ -344,11 +358,15 @@ class WhisperEngine:
                 avg = res.scores[0] * (len(res.sequences_ids[0]) ** 1.0) / (len(res.sequences_ids[0]) + 1)
                 results[i] = Decoded(tokenizers[langs[i][0]].decode(seq).strip(), langs[i][0], langs[i][1],
                                      float(avg), float(res.no_speech_prob))
+        canonical: dict[int, list[int]] = {}  # a given text's own encoding, where it differs from `tokens`
         for i, clip in enumerate(clips):
             if clip.text is not None:
-                tokens[i] = self.text_tokens(tokenizers[langs[i][0]], clip.text)
+                tok = tokenizers[langs[i][0]]
+                tokens[i] = self.text_tokens(tok, clip.text)
                 results[i] = Decoded(clip.text.strip(), langs[i][0], langs[i][1], 0.0, 0.0)
-        self._align(encoded, clips, langs, tokenizers, tokens, results)
+                if tok.language_code == "zh" and (own := tok.encode(clip.text.strip())) != tokens[i]:
+                    canonical[i] = own
+        self._align(encoded, clips, langs, tokenizers, tokens, results, canonical)
         return results
 
     def _generate(self, encoded, clips: list[Clip], prompts: list[list[int]], temperature: float = 0.0,
@@ -373,8 +391,13 @@ class WhisperEngine:
                 out[i] = res
         return out
 
-    def _align(self, encoded, clips, langs, tokenizers, tokens, results) -> None:
-        """Cross-attention alignment; `align` takes one start sequence, so one call per language."""
+    def _align(self, encoded, clips, langs, tokenizers, tokens, results, canonical=None) -> None:
+        """Cross-attention alignment; `align` takes one start sequence, so one call per language.
+        `canonical` (clip -> tokens): a given Mandarin text's own encoding, aligned once more on the
+        same encoder output for the words' probabilities only: a character encoded alone where the
+        tokenizer would write a word ("中" of "中国") is improbable to the model whether or not it was
+        said, so its probability would no longer say how well the text fits the audio."""
+        canonical = canonical or {}
         for lang in sorted({lang for lang, _ in langs}):
             idx = [i for i in range(len(clips)) if langs[i][0] == lang and tokens[i]]
             if not idx:
@@ -386,6 +409,13 @@ class WhisperEngine:
             aligned = self.model.model.align(sub, tok.sot_sequence, [tokens[i] for i in idx], frames)
             for i, res in zip(idx, aligned):
                 results[i].words = self._words(tok, tokens[i], res)
+            if any(i in canonical for i in idx):
+                from duplexcorpus.asr.sherpa import spread_probability
+
+                own = [canonical.get(i, tokens[i]) for i in idx]
+                for i, toks, res in zip(idx, own, self.model.model.align(sub, tok.sot_sequence, own, frames)):
+                    if i in canonical:
+                        spread_probability(results[i].words, self._words(tok, toks, res))
 
     def _words(self, tok, text_tokens: list[int], res) -> list[WordTiming]:
         # the same bookkeeping as faster-whisper's find_alignment, on one result

@@ -63,7 +63,7 @@ def place_words(words: list[dict], spans: list[tuple[float, float]], energy: np.
                 continue
         last_end = w["end"]
     extend_ends(placed, spans, energy >= loud_thr, t0)
-    snap_joins(placed, energy, t0)
+    snap_joins(placed, energy, t0, min_word=min_word)
     return clamp_to_spans(interpolate(placed, spans), spans, min_word)
 
 
@@ -80,16 +80,19 @@ def clamp_to_spans(words: list[dict], spans: list[tuple[float, float]], min_word
     return words
 
 
-def snap_joins(words: list[dict], energy: np.ndarray, t0: float, reach: float = 0.06) -> None:
+def snap_joins(words: list[dict], energy: np.ndarray, t0: float, reach: float = 0.06, min_word: float = 0.0) -> None:
     """Where two words touch (connected speech), move their shared boundary to the energy dip
-    within `reach` of it: cross-attention boundaries sit on 20 ms steps and lean early."""
+    within `reach` of it: cross-attention boundaries sit on 20 ms steps and lean early. Neither
+    word is left shorter than `min_word` (a shorter one would be stretched over its neighbour later)."""
     timed = [w for w in words if w["start"] is not None]
     k = int(round(reach / HOP_S))
+    keep = max(1, int(np.ceil(min_word / HOP_S - 1e-9)))
     for a, b in zip(timed[:-1], timed[1:]):
         if abs(b["start"] - a["end"]) > HOP_S:
             continue
         i = int(round((a["end"] - t0) / HOP_S))
-        lo, hi = max(i - k, int(round((a["start"] - t0) / HOP_S)) + 1), min(i + k, int(round((b["end"] - t0) / HOP_S)) - 1)
+        lo = max(i - k, int(round((a["start"] - t0) / HOP_S)) + keep)
+        hi = min(i + k, int(round((b["end"] - t0) / HOP_S)) - keep)
         if hi <= lo or hi > len(energy):
             continue
         j = lo + int(np.argmin(energy[lo:hi]))

@@ -7,9 +7,10 @@
    disfluent prompt, because Whisper drops them inside longer context.
 2. **Batch** (`asr/engine.py`). Clips from every channel of every recording in the batch go through
    the engine together: one encoder pass per batch, recognition, then cross-attention alignment of
-   the same encoder output. Only `batch_size` clips are in memory at a time.
+   the same encoder output. Only `batch_size` clips are in memory at a time. With `asr.engines` each
+   clip goes to its language's engine (`asr/engines.py`), one call per engine per batch.
 3. **Given transcripts** (STM/TextGrid/JSON/CSV, `duplexcorpus/transcripts.py`) are aligned instead
-   of recognised; with `compare_transcripts` the clips are also recognised and the WER/CER between
+   of recognised (Mandarin one character per token, so each character gets its own time); with `compare_transcripts` the clips are also recognised and the WER/CER between
    the two is recorded per utterance as a quality signal.
 4. **Gates** (`asr/gates.py`). A clip is dropped when Whisper says no speech (`no_speech_prob` high
    and mean log-probability low), when its whole text is a known hallucination phrase or reads the
@@ -96,7 +97,7 @@ class Unit:
 
 class AsrStage(Stage):
     name = "asr"
-    version = "12"
+    version = "13"
     config_section = "asr"
     reads = ("decrosstalk", "ipus", "diarize")  # the IPUs as diarize leaves them (split per speaker)
     SEGMENTS = Output("segments.json", read=load_segments, description="the IPUs with their text in attributes")
