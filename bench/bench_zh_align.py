@@ -167,6 +167,7 @@ def main() -> None:
     ap.add_argument("--no-asr", action="store_true", help="skip the second (ASR) run")
     ap.add_argument("--synthetic", action="store_true",
                     help=f"also align data_samples {SYNTHETIC}'s truth text against its character times")
+    ap.add_argument("--synthetic-only", action="store_true", help="only that (no real clips)")
     ap.add_argument("--keep", type=Path, help="run here (kept) instead of a temporary folder")
     ap.add_argument("--json", type=Path, help="write the per-clip rows here")
     args = ap.parse_args()
@@ -175,6 +176,9 @@ def main() -> None:
     overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.sets)}
     clips = dev_clips()
     tmp = args.keep or Path(tempfile.mkdtemp(prefix="dxc-bench-zh-align-"))
+    if args.synthetic_only:
+        print(f"timing truth ({SYNTHETIC}, synthetic speech, its truth text given): {synthetic_truth(tmp, overrides)}")
+        return
     wall = run_pipeline(stage(clips, tmp / "given", True), tmp / "out_given", overrides)
     words = pd.read_parquet(tmp / "out_given" / "tables" / "words.parquet")
     segments = pd.read_parquet(tmp / "out_given" / "tables" / "segments.parquet")
