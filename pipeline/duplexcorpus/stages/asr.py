@@ -10,8 +10,9 @@
    the same encoder output. Only `batch_size` clips are in memory at a time. With `asr.engines` each
    clip goes to its language's engine (`asr/engines.py`), one call per engine per batch.
 3. **Given transcripts** (STM/TextGrid/JSON/CSV, `duplexcorpus/transcripts.py`) are aligned instead
-   of recognised (Mandarin one character per token, so each character gets its own time); with `compare_transcripts` the clips are also recognised and the WER/CER between
-   the two is recorded per utterance as a quality signal.
+   of recognised (a Mandarin text one character per token: each character gets its own time); with
+   `compare_transcripts` the clips are also recognised and the WER/CER between the two is recorded
+   per utterance as a quality signal.
 4. **Gates** (`asr/gates.py`). A clip is dropped when Whisper says no speech (`no_speech_prob` high
    and mean log-probability low), when its whole text is a known hallucination phrase or reads the
    prompt back, and a repetition loop is cut after its first occurrence. Everything dropped is
