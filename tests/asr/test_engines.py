@@ -279,7 +279,8 @@ def test_the_engine_of_a_language_is_in_the_cache_key_of_that_language_only(stan
     _, moved = keys(engines={"zh": f"paraformer:{other}"})
     assert moved["zh"] not in (with_zh["zh"], plain["zh"]) and moved["en"] == plain["en"]
     # a recording whose language is detected can reach every engine
-    detected = dataclasses.replace(en_item, recording=dict(en_item.recording, language=None))
+    detected = dataclasses.replace(en_item, recording=dict(
+        en_item.recording, language=None, channels=[dict(c, language=None) for c in en_item.recording["channels"]]))
     stage, _ = keys(engines={"zh": para})
     assert stage.engines_used(detected) == {"zh": para} and stage.engines_used(en_item) == {}
 
