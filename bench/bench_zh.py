@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import tempfile
 import time
@@ -35,7 +36,8 @@ sys.path.insert(0, str(ROOT / "pipeline"))
 from duplexcorpus.realdata import kaldi_text  # noqa: E402
 from duplexcorpus.text import join_text, mandarin_cer  # noqa: E402
 
-REALDATA = ROOT.parent / "shared" / "realdata"
+# ../shared/realdata beside the checkout, or wherever DUPLEXCORPUS_REALDATA points (a worktree elsewhere)
+REALDATA = Path(os.environ.get("DUPLEXCORPUS_REALDATA", ROOT.parent / "shared" / "realdata"))
 KINDS = ("read", "code-switch", "spontaneous")
 
 

@@ -148,6 +148,10 @@ class AsrConfig:
     model_sha256: str | None = None  # when set, the weights file (model.bin / the .onnx) must have it
     # paraformer/sensevoice: the Whisper model that scores their words and aligns given transcripts
     score_model: str = "embedded:whisper-base"
+    # one engine per language, e.g. {zh: "paraformer:/models/paraformer-zh", en: "embedded:whisper-base"}
+    # (asr/engines.py): a channel's language (metadata, else detected) picks its engine; a language
+    # not listed uses `model`. Keys must be in `languages`; specs are `model`'s.
+    engines: Mapping[str, str] = field(default_factory=dict)
     device: str = "auto"  # auto (cuda when present) | cpu | cuda
     compute_type: str = "auto"  # auto: int8 on cpu, float16 on cuda
     threads: int = execution(1)  # CTranslate2 threads per worker
@@ -185,6 +189,17 @@ class AsrConfig:
     min_word: float = 0.02  # shorter (collapsed) alignments are re-timed by interpolation
     transcripts: str | None = None  # a folder/file of given transcripts (STM, TextGrid, JSON, CSV)
     compare_transcripts: bool = True  # also recognise and report WER/CER against given transcripts
+
+    def __post_init__(self):
+        from duplexcorpus.asr.engines import engines_problem, spec_problem
+
+        for name in ("model", "score_model"):
+            problem = spec_problem(getattr(self, name))
+            if problem:
+                raise WorkflowError(f"asr.{name}: {problem}")
+        problem = engines_problem(self.engines, self.languages)
+        if problem:
+            raise WorkflowError(f"asr.engines: {problem}")
 
 
 @dataclass(frozen=True)

@@ -47,29 +47,35 @@ def scorer():
 FIRST_SECONDS = 15.0  # the IPUs of the first 15 s: enough clips, a fraction of the scoring time
 
 
-@pytest.fixture(scope="module")
-def zh_chat(tmp_path_factory):
-    """zh_weekend_chat from data_samples as the ASR stage reads it: its 16 kHz analysis track (the
-    decrosstalk output) and its IPUs of the first FIRST_SECONDS (the truth's, standing in for the
-    diarize output)."""
-    folder = tmp_path_factory.mktemp("zh_chat")
-    audio, sr = sf.read(SAMPLES / "audio" / "zh_weekend_chat.flac", dtype="float32", always_2d=True)
+def sample_item(folder, recording: str, language: str, seconds: float = FIRST_SECONDS):
+    """A data_samples recording as the ASR stage reads it: its 16 kHz analysis track (the
+    decrosstalk output) and its IPUs of the first `seconds` (the truth's, standing in for the
+    diarize output), with `language` in its metadata."""
+    folder.mkdir(parents=True, exist_ok=True)
+    audio, sr = sf.read(SAMPLES / "audio" / f"{recording}.flac", dtype="float32", always_2d=True)
     analysis = soxr.resample(audio, sr, RATE).astype(np.float32)
     (folder / "decrosstalk").mkdir()
     sf.write(folder / "decrosstalk" / "analysis.flac", analysis, RATE, subtype="PCM_24")
     truth = pd.read_parquet(SAMPLES / "truth" / "segments.parquet")
-    truth = truth[(truth.recording_id == "zh_weekend_chat") & (truth.end <= FIRST_SECONDS)]
-    segments = [dict(recording_id="r", channel=int(s.channel), speaker_id=s.speaker_id, start=float(s.start),
+    truth = truth[(truth.recording_id == recording) & (truth.end <= seconds)]
+    segments = [dict(recording_id=recording, channel=int(s.channel), speaker_id=s.speaker_id, start=float(s.start),
                      end=float(s.end), confidence=1.0) for s in truth.itertuples()]
     (folder / "diarize").mkdir()
     (folder / "diarize" / "segments.json").write_text(json.dumps(segments))
-    rec = {"recording_id": "r", "num_channels": analysis.shape[1], "duration": len(analysis) / RATE,
-           "channels": [], "source_paths": [], "source_sha256": [], "sha256": "x", "format": "",
-           "sample_rate": RATE, "language": "zh", "scenario": None, "environment": None, "device": None,
+    rec = {"recording_id": recording, "num_channels": analysis.shape[1], "duration": len(analysis) / RATE,
+           "channels": [dict(channel=c, speaker_id=f"s{c}", source_path="", source_channel=c, language=language)
+                        for c in range(analysis.shape[1])], "source_paths": [], "source_sha256": [], "sha256": f"sha-{recording}", "format": "",
+           "sample_rate": RATE, "language": language, "scenario": None, "environment": None, "device": None,
            "warnings": []}
-    item = WorkItem(input={"recording_id": "r"}, recording=rec,
+    item = WorkItem(input={"recording_id": recording}, recording=rec,
                     outputs={"decrosstalk": str(folder / "decrosstalk"), "diarize": str(folder / "diarize")})
     return item, analysis, segments
+
+
+@pytest.fixture(scope="module")
+def zh_chat(tmp_path_factory):
+    """zh_weekend_chat, its first FIRST_SECONDS (`sample_item`)."""
+    return sample_item(tmp_path_factory.mktemp("zh_chat"), "zh_weekend_chat", "zh")
 
 
 def _workflow(model: str, **asr) -> Workflow:
@@ -227,3 +233,117 @@ def test_a_given_transcript_is_aligned_by_the_score_model(standins, zh_chat, sco
     assert all(0 <= w.start <= w.end <= len(audio) / RATE + 1e-6 for w in aligned.words)
     # the recognised clip's words are scored by the same Whisper alignment: probabilities in (0, 1]
     assert recognised.words and all(0.0 < w.probability <= 1.0 for w in recognised.words)
+
+
+# ------------------------------------------------------------------- one engine per language
+def test_an_unknown_language_or_a_bad_spec_is_a_config_error():
+    from duplexcorpus.config import WorkflowError, load_workflow
+
+    ok = load_workflow(None, {"asr.engines": {"zh": "paraformer:/models/pz", "en": EMBEDDED_WHISPER}})
+    assert dict(ok.asr.engines) == {"zh": "paraformer:/models/pz", "en": EMBEDDED_WHISPER}
+    bad = {
+        "asr.engines": ({"ja": EMBEDDED_WHISPER}, r"language 'ja' is not in asr.languages \['en', 'zh'\]"),
+        "asr.engines.zh": ("funasr:/models/pz", r"zh: 'funasr:/models/pz': unknown engine kind 'funasr'"),
+        "asr.engines.en": ("paraformer:", r"en: 'paraformer:': paraformer: needs a local folder"),
+        "asr.model": ("embedded:whisper-large", r"asr.model: 'embedded:whisper-large': the embedded models are"),
+    }
+    for key, (value, message) in bad.items():
+        with pytest.raises(WorkflowError, match=message):
+            load_workflow(None, {key: value})
+    with pytest.raises(WorkflowError, match="asr.engines: expected a mapping"):
+        load_workflow(None, {"asr.engines": ["zh", "paraformer:/x"]})
+    with pytest.raises(WorkflowError, match=r"zh: 3 is not an engine spec"):
+        load_workflow(None, {"asr.engines.zh": 3})
+
+
+def test_the_engine_of_a_language_is_in_the_cache_key_of_that_language_only(standins, zh_chat, tmp_path):
+    zh_item = zh_chat[0]
+    en_item = sample_item(tmp_path, "en_support_clean", "en", seconds=1.0)[0]
+
+    def keys(**asr):
+        stage = AsrStage(dataclasses.replace(Workflow(), asr=AsrConfig(device="cpu", **asr)))
+        for item in (zh_item, en_item):
+            item.keys.update(decrosstalk="d", ipus="i", diarize="z")
+        return stage, {lang: stage.cache_key(item) for lang, item in (("zh", zh_item), ("en", en_item))}
+
+    plain_stage, plain = keys()
+    # no engines: the section (and so the key) is the one from before `asr.engines` existed
+    assert "engines" not in plain_stage.key_section(zh_item)
+    para = f"paraformer:{standins['paraformer']}"
+    _, with_zh = keys(engines={"zh": para})
+    assert with_zh["zh"] != plain["zh"] and with_zh["en"] == plain["en"]
+    _, other_zh = keys(engines={"zh": f"sensevoice:{standins['sensevoice']}"})
+    assert other_zh["zh"] != with_zh["zh"] and other_zh["en"] == plain["en"]
+    # new weights under the same folder: a new key for Mandarin
+    other = write_standin_paraformer(tmp_path / "p2", seed=3)
+    _, moved = keys(engines={"zh": f"paraformer:{other}"})
+    assert moved["zh"] not in (with_zh["zh"], plain["zh"]) and moved["en"] == plain["en"]
+    # a recording whose language is detected can reach every engine
+    detected = dataclasses.replace(en_item, recording=dict(
+        en_item.recording, language=None, channels=[dict(c, language=None) for c in en_item.recording["channels"]]))
+    stage, _ = keys(engines={"zh": para})
+    assert stage.engines_used(detected) == {"zh": para} and stage.engines_used(en_item) == {}
+
+
+def test_a_two_recording_run_gives_each_language_its_engine(standins, zh_chat, scorer, tmp_path, monkeypatch):
+    """zh goes to the STAND-IN Paraformer, en to Whisper base: clips.json names the engine of every
+    clip; the Mandarin rows keep the contract (one Han character per row, a score each)."""
+    import duplexcorpus.asr.engine as engine
+    from duplexcorpus.asr.engines import EngineRouter
+
+    made = []
+    monkeypatch.setattr(engine, "WhisperEngine", lambda model, *args: made.append(model) or scorer)
+    para = f"paraformer:{standins['paraformer']}"
+    zh_item, _, zh_segments = zh_chat
+    en_item, _, en_segments = sample_item(tmp_path / "en", "en_support_clean", "en", seconds=8.0)
+    assert en_segments
+    stage = AsrStage(dataclasses.replace(Workflow(), asr=AsrConfig(
+        device="cpu", engines={"zh": para, "en": EMBEDDED_WHISPER})))
+    stage.ensure_setup()
+    router = stage.engine
+    assert isinstance(router, EngineRouter) and router.default is scorer
+    assert isinstance(router.engine_for("zh")[1], SherpaEngine) and router.engine_for("en") == (EMBEDDED_WHISPER, scorer)
+    assert made == [EMBEDDED_WHISPER]  # one Whisper: asr.model, the en engine and the score model share it
+    outs = [tmp_path / "zh_out", tmp_path / "en_out"]
+    for o in outs:
+        o.mkdir()
+    assert stage.process_batch([zh_item, en_item], outs) == [None, None]
+    for out, spec, language, segments in ((outs[0], para, "zh", zh_segments), (outs[1], EMBEDDED_WHISPER, "en", en_segments)):
+        clips = json.loads((out / "clips.json").read_text())
+        firsts = [c for c in clips if c["role"] == "asr"]
+        assert firsts and {c["engine"] for c in firsts} == {spec}, (language, clips)
+        assert all(r["engine"] == spec for c in firsts for r in c.get("retries", []))
+        words = json.loads((out / "words.json").read_text())
+        assert words, language
+        for w in words:
+            assert 0.0 <= w["score"] <= 1.0 and w["start"] < w["end"]
+            assert any(s["channel"] == w["channel"] and s["start"] - 1e-3 <= w["start"] and w["end"] <= s["end"] + 1e-3
+                       for s in segments), w
+        if language == "zh":
+            han = [w for w in words if w["language"] == "zh"]
+            assert han and all(re.fullmatch(rf"[{HAN}]", w["word"]) for w in han)
+            assert len({w["score"] for w in han}) > 1  # the score model's alignment probabilities
+        else:
+            assert all(w["language"] == "en" and re.search("[A-Za-z]", w["word"]) for w in words)
+            # Whisper's English, not the stand-in's characters
+            assert not any(re.search(f"[{HAN}]", w["word"]) for w in words)
+
+
+def test_a_clip_without_a_language_is_detected_then_routed(standins, scorer, tmp_path, monkeypatch):
+    """Routing by Whisper's language head: an English clip (no metadata language) goes to the English
+    engine, keeping the detection's probability."""
+    import duplexcorpus.asr.engine as engine
+    from duplexcorpus.asr.engine import Clip
+    from duplexcorpus.asr.engines import load_router
+
+    monkeypatch.setattr(engine, "WhisperEngine", lambda model, *args: scorer)
+    _, en_audio, en_segments = sample_item(tmp_path, "en_support_clean", "en", seconds=8.0)
+    s = en_segments[0]
+    clip = Clip(en_audio[int(s["start"] * RATE): int(s["end"] * RATE), s["channel"]].copy(), None)
+    cfg = AsrConfig(device="cpu", model=f"paraformer:{standins['paraformer']}", engines={"en": EMBEDDED_WHISPER})
+    router = load_router(cfg, load_engine)
+    assert router.detector is scorer  # the score model's Whisper detects
+    (d,) = router.run([clip])
+    assert d.engine == EMBEDDED_WHISPER and d.language == "en" and 0.5 < d.language_probability <= 1.0
+    assert re.search("[A-Za-z]", d.text)
+    assert clip.language is None  # the caller's clip is left as it was

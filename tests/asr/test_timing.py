@@ -84,6 +84,27 @@ def test_snap_joins_leaves_words_that_do_not_touch():
     assert times(words) == [("a", 0.1, 0.36), ("b", 0.38, 0.7)]
 
 
+def test_snap_joins_leaves_each_word_at_least_min_word():
+    energy = np.zeros(125)
+    energy[21] = -40.0  # the dip 8 ms after the first word's start: it would leave it 8 ms long
+    words = [w("a", 20 * HOP_S, 26 * HOP_S), w("b", 26 * HOP_S, 0.7)]
+    snap_joins(words, energy, 0.0, min_word=0.02)
+    assert words[0]["end"] - words[0]["start"] >= 0.02 - 1e-9
+    assert words[0]["end"] == words[1]["start"]
+    snap_joins(plain := [w("a", 20 * HOP_S, 26 * HOP_S), w("b", 26 * HOP_S, 0.7)], energy, 0.0)
+    assert plain[0]["end"] == 21 * HOP_S  # without min_word: the dip wins
+
+
+def test_an_unplaced_word_between_touching_words_gets_time_from_them():
+    words = [w("以", 0.2, 0.5), w("看", None, None), w("到", 0.5, 0.66)]
+    out = interpolate(words, [(0.0, 1.0)], min_word=0.02)
+    assert [x["interpolated"] for x in out if "interpolated" in x] == [True]
+    starts, ends = [x["start"] for x in out], [x["end"] for x in out]
+    assert all(b >= a - 1e-9 for a, b in zip(ends, starts[1:]))  # in order, no overlap
+    assert ends[1] - starts[1] >= 0.02 - 1e-9 and ends[0] - starts[0] >= 0.02 and ends[2] - starts[2] >= 0.02
+    assert clamp_to_spans(out, [(0.0, 1.0)], 0.02) == out  # nothing left for clamping to stretch
+
+
 def test_extend_ends_carries_an_end_through_speech_to_a_real_pause():
     loud = np.zeros(125, bool)
     loud[10:38] = True  # speech to 0.304 s ...

@@ -8,6 +8,8 @@
             and the sha256 pins of the embedded Whisper base; `load_engine` picks the engine `asr.model` names;
 - `sherpa`  Paraformer-zh and SenseVoice-Small on sherpa-onnx (`paraformer:<folder>`,
             `sensevoice:<folder>`): the Whisper engine's interface, words under the same contract;
+- `engines` one engine per language (`asr.engines`): `EngineRouter` splits each batch by the clips'
+            language (detected first where unknown), spec validation for the workflow;
 - `ctc`     the wav2vec2/CTC aligner (`whisperx.align` on a local folder, one sentence per clip);
 - `aligner` the text aligner: text + audio spans -> timed words in recording time (CTC where
             configured, else cross-attention; then `timing`); the stage's every clip and review's

@@ -45,7 +45,10 @@ class TextAligner:
 
     @classmethod
     def load(cls, cfg) -> TextAligner:
-        return cls(cfg, load_engine(cfg))
+        """With `asr.engines`, one engine per language behind a router (`asr/engines.py`)."""
+        from duplexcorpus.asr.engines import load_router
+
+        return cls(cfg, load_router(cfg, load_engine))
 
     def clip_words(self, d: Decoded, audio: np.ndarray, text: str) -> list[dict]:
         """The decoded clip's words in clip time: from the CTC aligner when one is configured for

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import re
 import shutil
 import tempfile
 import unicodedata
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from duplexcorpus.asr.units import HAN
 from duplexcorpus.storage import file_sha256
 
 SAMPLE_RATE = 16_000
@@ -41,6 +43,10 @@ WHISPER_BASE_SHA256 = {
     "tokenizer.json": "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
     "vocabulary.txt": "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
 }
+
+
+# one Han character, or a run of anything else (Latin words, digits, punctuation, spaces)
+_HAN_OR_OTHER = re.compile(rf"[{HAN}]|[^{HAN}]+")
 
 
 class ModelError(RuntimeError):
@@ -101,25 +107,35 @@ def resolve_whisper(model: str) -> str:
                          f"folder, nor in the local Hugging Face cache (no download at run time)") from err
 
 
-def load_engine(cfg):
+def load_engine(cfg, model: str | None = None, whispers: dict | None = None):
     """The engine of an `asr` config section: `device: auto` is CUDA when this worker sees a GPU;
-    `compute_type: auto` is float16 there, int8 on the CPU. `asr.model` names Whisper (embedded, a
-    CTranslate2 folder, a cached name) or a sherpa-onnx engine (`paraformer:<folder>`,
+    `compute_type: auto` is float16 there, int8 on the CPU. `model` (default `asr.model`) names Whisper
+    (embedded, a CTranslate2 folder, a cached name) or a sherpa-onnx engine (`paraformer:<folder>`,
     `sensevoice:<folder>`, `asr/sherpa.py`), which gets a Whisper engine (`asr.score_model`) for its
-    word probabilities and given transcripts. `asr.model_sha256` pins the weights file when set."""
+    word probabilities and given transcripts. `asr.model_sha256` pins `asr.model`'s weights file when
+    set. `whispers` (spec -> WhisperEngine): Whisper engines already loaded, reused and added to
+    (`asr/engines.py` loads one engine per language)."""
     from duplexcorpus.asr.sherpa import SherpaEngine, engine_kind, locate
     from duplexcorpus.devices import resolve_device
 
+    model = cfg.model if model is None else model
+    whispers = {} if whispers is None else whispers
     device = resolve_device(cfg.device)
     compute = cfg.compute_type if cfg.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
-    check_pin(cfg.model, getattr(cfg, "model_sha256", None), device)
-    sherpa = engine_kind(cfg.model)
+    if model == cfg.model:
+        check_pin(cfg.model, getattr(cfg, "model_sha256", None), device)
+
+    def whisper(spec: str) -> WhisperEngine:
+        if spec not in whispers:
+            whispers[spec] = WhisperEngine(spec, device, compute, cfg.threads, cfg.languages, cfg.beam_size,
+                                           cfg.mel_padding)
+        return whispers[spec]
+
+    sherpa = engine_kind(model)
     if sherpa is None:
-        return WhisperEngine(cfg.model, device, compute, cfg.threads, cfg.languages, cfg.beam_size, cfg.mel_padding)
+        return whisper(model)
     files = locate(*sherpa, device)  # a missing model fails before Whisper is loaded
-    scorer = WhisperEngine(cfg.score_model, device, compute, cfg.threads, cfg.languages, cfg.beam_size,
-                           cfg.mel_padding)
-    return SherpaEngine(files, device, cfg.threads, cfg.languages, scorer)
+    return SherpaEngine(files, device, cfg.threads, cfg.languages, whisper(cfg.score_model))
 
 
 def weights_file(model: str, device: str = "cpu") -> Path | None:
@@ -156,14 +172,15 @@ def _weights_sha256(path: Path) -> str:
     return _HASHED[key]
 
 
-def engine_identity(cfg, device: str = "cpu") -> str | None:
-    """What the ASR cache key adds for the engine: the weights' sha256 where `asr.model` is not the
-    embedded Whisper (a folder's content can change under one name); None for the embedded model,
-    whose hash is pinned in code (its keys stay as they were). A model that cannot be found gives
-    its error text: the stage then fails at setup with the specific reason."""
+def engine_identity(cfg, device: str = "cpu", model: str | None = None) -> str | None:
+    """What the ASR cache key adds for an engine (`model`, default `asr.model`): the weights' sha256
+    where it is not the embedded Whisper (a folder's content can change under one name); None for
+    the embedded model, whose hash is pinned in code (its keys stay as they were). A model that
+    cannot be found gives its error text: the stage then fails at setup with the specific reason."""
     from duplexcorpus.asr.sherpa import engine_kind
 
-    models = [cfg.model] + ([cfg.score_model] if engine_kind(cfg.model) else [])
+    model = cfg.model if model is None else model
+    models = [model] + ([cfg.score_model] if engine_kind(model) else [])
     parts = []
     for model in models:
         try:
@@ -204,6 +221,7 @@ class Decoded:
     avg_logprob: float
     no_speech_prob: float
     words: list[WordTiming] = field(default_factory=list)
+    engine: str | None = None  # the spec of the engine that made it, where `asr.engines` chose one
 
 
 class WhisperEngine:
@@ -277,8 +295,16 @@ class WhisperEngine:
         return out
 
     def text_tokens(self, tokenizer, text: str) -> list[int]:
+        """A given text's tokens to align. Mandarin: each Han character encoded on its own (one token,
+        or the few byte tokens of a rare character), so cross-attention times every character: the
+        tokenizer's own encoding merges frequent words ("中国", "大家好") into one token, whose span
+        could only be divided between its characters by interpolation. Latin runs keep their BPE."""
         text = text.strip()
-        return tokenizer.encode(text if tokenizer.language_code in ("zh", "ja") else " " + text)
+        if tokenizer.language_code not in ("zh", "ja"):
+            return tokenizer.encode(" " + text)
+        if tokenizer.language_code != "zh":
+            return tokenizer.encode(text)
+        return [t for piece in _HAN_OR_OTHER.findall(text) for t in tokenizer.encode(piece)]
 
     # -- the batch -----------------------------------------------------------------------------
     def run(self, clips: list[Clip], temperature: float = 0.0, best_of: int = 5, seed: int = 0,
@@ -332,11 +358,15 @@ class WhisperEngine:
                 avg = res.scores[0] * (len(res.sequences_ids[0]) ** 1.0) / (len(res.sequences_ids[0]) + 1)
                 results[i] = Decoded(tokenizers[langs[i][0]].decode(seq).strip(), langs[i][0], langs[i][1],
                                      float(avg), float(res.no_speech_prob))
+        canonical: dict[int, list[int]] = {}  # a given text's own encoding, where it differs from `tokens`
         for i, clip in enumerate(clips):
             if clip.text is not None:
-                tokens[i] = self.text_tokens(tokenizers[langs[i][0]], clip.text)
+                tok = tokenizers[langs[i][0]]
+                tokens[i] = self.text_tokens(tok, clip.text)
                 results[i] = Decoded(clip.text.strip(), langs[i][0], langs[i][1], 0.0, 0.0)
-        self._align(encoded, clips, langs, tokenizers, tokens, results)
+                if tok.language_code == "zh" and (own := tok.encode(clip.text.strip())) != tokens[i]:
+                    canonical[i] = own
+        self._align(encoded, clips, langs, tokenizers, tokens, results, canonical)
         return results
 
     def _generate(self, encoded, clips: list[Clip], prompts: list[list[int]], temperature: float = 0.0,
@@ -361,8 +391,13 @@ class WhisperEngine:
                 out[i] = res
         return out
 
-    def _align(self, encoded, clips, langs, tokenizers, tokens, results) -> None:
-        """Cross-attention alignment; `align` takes one start sequence, so one call per language."""
+    def _align(self, encoded, clips, langs, tokenizers, tokens, results, canonical=None) -> None:
+        """Cross-attention alignment; `align` takes one start sequence, so one call per language.
+        `canonical` (clip -> tokens): a given Mandarin text's own encoding, aligned once more on the
+        same encoder output for the words' probabilities only: a character encoded alone where the
+        tokenizer would write a word ("中" of "中国") is improbable to the model whether or not it was
+        said, so its probability would no longer say how well the text fits the audio."""
+        canonical = canonical or {}
         for lang in sorted({lang for lang, _ in langs}):
             idx = [i for i in range(len(clips)) if langs[i][0] == lang and tokens[i]]
             if not idx:
@@ -374,6 +409,13 @@ class WhisperEngine:
             aligned = self.model.model.align(sub, tok.sot_sequence, [tokens[i] for i in idx], frames)
             for i, res in zip(idx, aligned):
                 results[i].words = self._words(tok, tokens[i], res)
+            if any(i in canonical for i in idx):
+                from duplexcorpus.asr.sherpa import spread_probability
+
+                own = [canonical.get(i, tokens[i]) for i in idx]
+                for i, toks, res in zip(idx, own, self.model.model.align(sub, tok.sot_sequence, own, frames)):
+                    if i in canonical:
+                        spread_probability(results[i].words, self._words(tok, toks, res))
 
     def _words(self, tok, text_tokens: list[int], res) -> list[WordTiming]:
         # the same bookkeeping as faster-whisper's find_alignment, on one result

@@ -63,8 +63,8 @@ def place_words(words: list[dict], spans: list[tuple[float, float]], energy: np.
                 continue
         last_end = w["end"]
     extend_ends(placed, spans, energy >= loud_thr, t0)
-    snap_joins(placed, energy, t0)
-    return clamp_to_spans(interpolate(placed, spans), spans, min_word)
+    snap_joins(placed, energy, t0, min_word=min_word)
+    return clamp_to_spans(interpolate(placed, spans, min_word), spans, min_word)
 
 
 def clamp_to_spans(words: list[dict], spans: list[tuple[float, float]], min_word: float) -> list[dict]:
@@ -80,16 +80,19 @@ def clamp_to_spans(words: list[dict], spans: list[tuple[float, float]], min_word
     return words
 
 
-def snap_joins(words: list[dict], energy: np.ndarray, t0: float, reach: float = 0.06) -> None:
+def snap_joins(words: list[dict], energy: np.ndarray, t0: float, reach: float = 0.06, min_word: float = 0.0) -> None:
     """Where two words touch (connected speech), move their shared boundary to the energy dip
-    within `reach` of it: cross-attention boundaries sit on 20 ms steps and lean early."""
+    within `reach` of it: cross-attention boundaries sit on 20 ms steps and lean early. Neither
+    word is left shorter than `min_word` (a shorter one would be stretched over its neighbour later)."""
     timed = [w for w in words if w["start"] is not None]
     k = int(round(reach / HOP_S))
+    keep = max(1, int(np.ceil(min_word / HOP_S - 1e-9)))
     for a, b in zip(timed[:-1], timed[1:]):
         if abs(b["start"] - a["end"]) > HOP_S:
             continue
         i = int(round((a["end"] - t0) / HOP_S))
-        lo, hi = max(i - k, int(round((a["start"] - t0) / HOP_S)) + 1), min(i + k, int(round((b["end"] - t0) / HOP_S)) - 1)
+        lo = max(i - k, int(round((a["start"] - t0) / HOP_S)) + keep)
+        hi = min(i + k, int(round((b["end"] - t0) / HOP_S)) - keep)
         if hi <= lo or hi > len(energy):
             continue
         j = lo + int(np.argmin(energy[lo:hi]))
@@ -118,9 +121,11 @@ def extend_ends(words: list[dict], spans: list[tuple[float, float]], loud: np.nd
         w["end"] = max(w["end"], min(limit, t0 + last_loud * HOP_S))
 
 
-def interpolate(words: list[dict], spans: list[tuple[float, float]]) -> list[dict]:
+def interpolate(words: list[dict], spans: list[tuple[float, float]], min_word: float = 0.0) -> list[dict]:
     """Give runs of unplaced words the time between their placed neighbours (or the IPU edges), in
-    proportion to their length in characters."""
+    proportion to their length in characters. Where that gap is shorter than `min_word` per word
+    (an unplaced word between two that touch), the neighbours give up time for it, each keeping
+    `min_word`: a word stretched to `min_word` later would otherwise overlap the next one."""
     n = len(words)
     i = 0
     while i < n:
@@ -136,6 +141,18 @@ def interpolate(words: list[dict], spans: list[tuple[float, float]]) -> list[dic
             left = max((sp[0] for sp in spans if sp[0] <= right), default=spans[0][0])
         if j == n and i > 0:  # trailing run: to the end of the IPU of the previous word
             right = min((sp[1] for sp in spans if sp[1] >= left), default=spans[-1][1])
+        short = min_word * (j - i) - (right - left)
+        if short > 0 and min_word > 0:
+            spare_l = max(0.0, words[i - 1]["end"] - words[i - 1]["start"] - min_word) if i > 0 else 0.0
+            spare_r = max(0.0, words[j]["end"] - words[j]["start"] - min_word) if j < n else 0.0
+            take_l = min(spare_l, max(short / 2, short - spare_r))
+            take_r = min(spare_r, short - take_l)
+            if take_l > 0:
+                words[i - 1]["end"] -= take_l
+                left -= take_l
+            if take_r > 0:
+                words[j]["start"] += take_r
+                right += take_r
         right = max(right, left + 0.01 * (j - i))
         weights = np.array([max(1, len(words[k]["word"])) for k in range(i, j)], float)
         edges = left + (right - left) * np.concatenate([[0], np.cumsum(weights) / weights.sum()])

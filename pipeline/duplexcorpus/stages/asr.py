@@ -7,10 +7,12 @@
    disfluent prompt, because Whisper drops them inside longer context.
 2. **Batch** (`asr/engine.py`). Clips from every channel of every recording in the batch go through
    the engine together: one encoder pass per batch, recognition, then cross-attention alignment of
-   the same encoder output. Only `batch_size` clips are in memory at a time.
+   the same encoder output. Only `batch_size` clips are in memory at a time. With `asr.engines` each
+   clip goes to its language's engine (`asr/engines.py`), one call per engine per batch.
 3. **Given transcripts** (STM/TextGrid/JSON/CSV, `duplexcorpus/transcripts.py`) are aligned instead
-   of recognised; with `compare_transcripts` the clips are also recognised and the WER/CER between
-   the two is recorded per utterance as a quality signal.
+   of recognised (a Mandarin text one character per token: each character gets its own time); with
+   `compare_transcripts` the clips are also recognised and the WER/CER between the two is recorded
+   per utterance as a quality signal.
 4. **Gates** (`asr/gates.py`). A clip is dropped when Whisper says no speech (`no_speech_prob` high
    and mean log-probability low), when its whole text is a known hallucination phrase or reads the
    prompt back, and a repetition loop is cut after its first occurrence. Everything dropped is
@@ -96,7 +98,7 @@ class Unit:
 
 class AsrStage(Stage):
     name = "asr"
-    version = "13"
+    version = "14"
     config_section = "asr"
     reads = ("decrosstalk", "ipus", "diarize")  # the IPUs as diarize leaves them (split per speaker)
     SEGMENTS = Output("segments.json", read=load_segments, description="the IPUs with their text in attributes")
@@ -115,15 +117,43 @@ class AsrStage(Stage):
         self.aligner = TextAligner.load(self.cfg)
         self.engine = self.aligner.engine
 
+    def item_languages(self, item: WorkItem) -> set[str | None]:
+        """The languages this recording's channels are decoded in (None: detected per clip)."""
+        rec = item.rec()
+        if self.cfg.language:
+            return {self.cfg.language}
+        return {ch.language or rec.language for ch in rec.channels} or {rec.language}
+
+    def engines_used(self, item: WorkItem) -> dict[str, str]:
+        """`asr.engines` entries this recording can reach: its channels' languages', or all of them
+        where a channel's language is detected. Only these enter its cache key, so changing the
+        Mandarin engine re-runs the Mandarin recordings only."""
+        engines = dict(self.cfg.engines)
+        langs = {lang if lang in self.cfg.languages else None for lang in self.item_languages(item)}
+        return engines if None in langs else {k: v for k, v in engines.items() if k in langs}
+
+    def key_section(self, item: WorkItem) -> dict | None:
+        section = super().key_section(item)
+        # no engine of this recording's languages listed: the key it had before `asr.engines` existed
+        section.pop("engines", None)
+        used = self.engines_used(item) if self.cfg.enabled and item.recording else {}
+        if used:
+            section["engines"] = used
+        return section
+
     def cache_key(self, item: WorkItem) -> str:
         # a given transcript is an input: its content is part of the key
         key = super().cache_key(item)
-        if self.cfg.enabled:  # the engine's weights (not the embedded Whisper's: pinned in code)
+        if self.cfg.enabled:  # the engines' weights (not the embedded Whisper's: pinned in code)
             from duplexcorpus.asr.engine import engine_identity
             from duplexcorpus.storage import stable_hash
 
             identity = engine_identity(self.cfg)
             key = stable_hash(key, identity) if identity else key
+            if item.recording:
+                for lang, spec in sorted(self.engines_used(item).items()):
+                    identity = engine_identity(self.cfg, model=spec)
+                    key = stable_hash(key, lang, identity) if identity else key
         if item.recording and self.cfg.enabled:
             path = find_transcript(item.rec(), self.cfg.transcripts)
             if path is not None:
@@ -242,6 +272,8 @@ class AsrStage(Stage):
                          language=d.language, language_probability=round(d.language_probability, 3),
                          avg_logprob=round(d.avg_logprob, 3), no_speech_prob=round(d.no_speech_prob, 3),
                          prompt=p.prompt, text=text)
+            if self.cfg.engines:  # which engine `asr.engines` chose (absent without it: outputs as before)
+                entry["engine"] = d.engine
             if units is None:
                 st.clips.append(entry)
             if p.role == "compare":
@@ -352,7 +384,8 @@ class AsrStage(Stage):
                        for p in plans]
             try:
                 audios, floors = clip_audios(plans, sources, cfg.pad, cfg.pack_gap)
-                decoded = self.engine.run([Clip(a, None, None) for a in audios])
+                # Whisper with the language open: the default engine, whatever `asr.engines` says
+                decoded = getattr(self.engine, "default", self.engine).run([Clip(a, None, None) for a in audios])
             except Exception as err:  # noqa: BLE001 - the recordings of a failed batch say why
                 for p in plans:
                     states[p.item].error = err

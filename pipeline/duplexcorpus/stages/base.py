@@ -141,8 +141,12 @@ class Stage:
     # -- caching ------------------------------------------------------------------------------
     def cache_key(self, item: WorkItem) -> str:
         content = item.recording["sha256"] if item.recording else item.input
-        section = self.workflow.tunable(self.config_section) if self.config_section else None
+        section = self.key_section(item)
         return stable_hash(self.name, self.version, section, content, [item.keys[s] for s in self.reads])
+
+    def key_section(self, item: WorkItem) -> dict | None:
+        """The part of the config section this item's outputs depend on (default: all its tunables)."""
+        return self.workflow.tunable(self.config_section) if self.config_section else None
 
     # -- work ---------------------------------------------------------------------------------
     def process(self, item: WorkItem, out_dir: Path) -> None:
