@@ -157,3 +157,15 @@ def test_a_loop_is_placed_in_the_ipu_where_it_begins():
 def test_a_rest_of_a_looped_clip_is_a_packed_clip_again():
     assert next_attempt(Attempt("rest", 0.0), "repetition_loop", spans=3) == Attempt("ipu", 0.0)
     assert next_attempt(Attempt("rest", 0.0), "compression_ratio", spans=1) == Attempt("rest", 0.2)
+
+
+def test_mandarin_loops_are_found_over_characters_and_reduplication_is_speech():
+    def chars(text):
+        return [{"word": ch, "start": 0.1 * i, "end": 0.1 * i + 0.08, "score": 0.9} for i, ch in enumerate(text)]
+
+    # a seven-character phrase looping: found, cut after its first occurrence
+    looped = chars("我们明天去公园吧" + "我爱北京天安门" * 5)
+    assert loop_cut(looped) == (8 + 7, " ".join("我爱北京天安门"))
+    # a listener's 对对对对 or 好好好好好 is speech; a character forty times is not
+    assert loop_cut(chars("对对对对，好好好好好")) is None
+    assert loop_cut(chars("嗯" * 40))[0] == 1

@@ -351,14 +351,18 @@ class WhisperEngine:
                 previous = tok.encode(" " + clips[i].prompt.strip()) if clips[i].prompt else []
                 prompts.append(self.model.get_prompt(tok, previous, without_timestamps=True))
             generated = self._generate(encoded, clips, prompts, temperature, best_of, max_length)
-            for i in to_decode:
-                res = generated[i]
-                seq = [t for t in res.sequences_ids[0] if t < tokenizers[langs[i][0]].eot]
-                tokens[i] = seq
-                avg = res.scores[0] * (len(res.sequences_ids[0]) ** 1.0) / (len(res.sequences_ids[0]) + 1)
-                results[i] = Decoded(tokenizers[langs[i][0]].decode(seq).strip(), langs[i][0], langs[i][1],
-                                     float(avg), float(res.no_speech_prob))
-        canonical: dict[int, list[int]] = {}  # a given text's own encoding, where it differs from `tokens`
+        # the tokens each clip's text was written with, where they differ from those it is aligned with
+        canonical: dict[int, list[int]] = {}
+        for i in to_decode:
+            res, tok = generated[i], tokenizers[langs[i][0]]
+            seq = [t for t in res.sequences_ids[0] if t < tok.eot]
+            avg = res.scores[0] * (len(res.sequences_ids[0]) ** 1.0) / (len(res.sequences_ids[0]) + 1)
+            results[i] = Decoded(tok.decode(seq).strip(), langs[i][0], langs[i][1], float(avg), float(res.no_speech_prob))
+            tokens[i] = seq
+            if tok.language_code == "zh" and (per_character := self.text_tokens(tok, results[i].text)) != seq:
+                # recognised Mandarin is aligned a character at a time too (a word token's span would
+                # otherwise be divided between its characters by interpolation)
+                tokens[i], canonical[i] = per_character, seq
         for i, clip in enumerate(clips):
             if clip.text is not None:
                 tok = tokenizers[langs[i][0]]

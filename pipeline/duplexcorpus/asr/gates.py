@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from duplexcorpus.text import hallucination_phrase, repetition_loop, units
+from duplexcorpus.text import hallucination_phrase, is_cjk, repetition_loop, units
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,19 @@ def no_speech(no_speech_prob: float, avg_logprob: float, th: Thresholds) -> bool
     return no_speech_prob > th.no_speech and avg_logprob < th.logprob
 
 
+def _loop(tokens: list[str]) -> tuple[int, int] | None:
+    """A repetition loop in a clip's word tokens. Mandarin rows are single characters: a looping
+    phrase of a few words spans up to 8 of them, and a character said over and over is speech up to
+    a point (对对对对, 好好好好好: reduplicated listener tokens), so a single character loops only from
+    8 times on."""
+    han = sum(1 for t in tokens if len(t) == 1 and is_cjk(t)) * 2 > len(tokens)
+    return repetition_loop(tokens, max_ngram=8, min_repeats_single=8) if han else repetition_loop(tokens)
+
+
 def loop_cut(words: list[dict]) -> tuple[int, str] | None:
     """Where a repetition loop starts repeating (words from there go) and its n-gram, else None."""
     tokens = [units(w["word"])[0] if units(w["word"]) else w["word"] for w in words]
-    loop = repetition_loop(tokens)
+    loop = _loop(tokens)
     if loop is None:
         return None
     start, n = loop
@@ -56,7 +65,7 @@ def loop_ipu(words: list[dict], clip_spans: list[tuple[float, float]]) -> int | 
     after it were never decoded properly: they are packed again as a clip of their own
     (`Attempt("rest")`), one encoder pass instead of one per IPU."""
     tokens = [units(w["word"])[0] if units(w["word"]) else w["word"] for w in words]
-    loop = repetition_loop(tokens)
+    loop = _loop(tokens)
     if loop is None:
         return None
     begins = words[loop[0]]["start"]
