@@ -73,3 +73,14 @@ def test_an_english_title_inside_mandarin_comes_back_english(tmp_path):
     tried = [c for p in (tmp_path / "out" / "cache" / "asr").glob("cs/*/clips.json")
              for c in json.loads(p.read_text()) if c["role"] == "codeswitch"]
     assert any(c["accepted"] for c in tried)
+
+
+def test_a_looping_or_overcompressed_english_decode_keeps_the_mandarin():
+    def ws(text, score=0.9):
+        return [{"word": t, "start": 0.2 * i, "end": 0.2 * i + 0.15, "score": score} for i, t in enumerate(text.split())]
+
+    # on the generator's calls the pass once replaced 今天天气真不错 with a loop written in Latin letters
+    assert english_words("en", "go go go go go go", ws("go go go go go go"), 0.6, 0.3) is None
+    one_word = "Kintyantiyantiyantiyantiyantiyantiyantiyantiyant"
+    assert english_words("en", one_word, ws(one_word), 0.6, 0.3) is None
+    assert english_words("en", "let it go", ws("let it go"), 0.6, 0.3) is not None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from duplexcorpus.asr import gates
 from duplexcorpus.asr.units import has_han
 from duplexcorpus.text import hallucination_phrase
 
@@ -76,6 +77,8 @@ def english_words(language: str, text: str, words: list[dict], min_english: floa
     unsure edge words left out; None to keep the Mandarin."""
     if language != "en" or not words or has_han(text) or hallucination_phrase(text, "en", weak=True):
         return None
+    if gates.loop_cut(words) is not None or gates.compression_ratio(text) > gates.COMPRESSION_RATIO:
+        return None  # a decoding failure (Whisper's own fallback rules), not English
     if sum(w["score"] for w in words) / len(words) < min_english:
         return None
     lo, hi = 0, len(words)
