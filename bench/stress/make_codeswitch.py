@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import re
@@ -210,7 +211,7 @@ def word_starts(text: str, voice: str, rate: int, cli_pcm: np.ndarray) -> list[f
     if pid == 0:  # child: make_samples' own driver, its stdout into the pipe
         try:
             os.close(read)
-            os.dup2(write, 1)
+            sys.stdout = io.TextIOWrapper(os.fdopen(write, "wb"))  # whatever captured stdout before
             ms._espeak_words_main(voice, str(rate), text)
             sys.stdout.flush()
         finally:
@@ -226,9 +227,13 @@ def word_starts(text: str, voice: str, rate: int, cli_pcm: np.ndarray) -> list[f
     assert len(pcm) <= len(cli_pcm) and np.array_equal(pcm, cli_pcm[: len(pcm)]), \
         f"libespeak-ng audio differs from the CLI's for {text!r}"
     offsets = [m.start() + 1 for m in re.finditer(r"\S+", text)]  # 1-based, as espeak counts
-    by_offset = {int(pos): t / 1000 for pos, t in events}
-    assert offsets[0] in by_offset and set(by_offset) <= set(offsets), (text, events)
-    return [by_offset.get(o) for o in offsets]
+    # espeak may split one written word in two ("iPad" -> i, Pad): a word starts at its first event
+    first: dict[int, float] = {}
+    for pos, t in events:
+        k = max(i for i, o in enumerate(offsets) if o <= max(int(pos), offsets[0]))
+        first.setdefault(k, t / 1000)
+    assert 0 in first, (text, events)
+    return [first.get(k) for k in range(len(offsets))]
 
 
 def synthesise_span(text: str, voice: str, rate: int) -> tuple[np.ndarray, list[tuple[float, float, bool]]]:
