@@ -142,7 +142,7 @@ def score(truth_words, utterances, hyp: list[dict]) -> dict:
             owner[i] = min(near)[1] if near else None
         stray_en += int(sum(1 for i, w in hw.iterrows() if owner[i] is None and w.en))
         for u in utts.itertuples():
-            mine = hw[[owner[i] == u.utterance for i in hw.index]]
+            mine = hw.loc[[i for i in hw.index if owner[i] == u.utterance]]
             ref = tw[tw.utterance == u.utterance].sort_values("index")
             r = mandarin_cer(u.text, join_text(mine.word.tolist()))
             groups[bool(u.code_switched)]["errors"] += r["errors"]
