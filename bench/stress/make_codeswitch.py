@@ -44,7 +44,6 @@ import argparse
 import dataclasses
 import hashlib
 import io
-import json
 import os
 import re
 import subprocess
