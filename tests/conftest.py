@@ -1,6 +1,7 @@
 """Shared fixtures: one real local Ray for the session, one end-to-end run on data_samples."""
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -11,7 +12,8 @@ from duplexcorpus.ray_runtime import quiet_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "data_samples"
-REALDATA = ROOT.parent / "shared" / "realdata"
+# ../shared/realdata beside the checkout; a git worktree elsewhere names it in DUPLEXCORPUS_REALDATA
+REALDATA = Path(os.environ.get("DUPLEXCORPUS_REALDATA", ROOT.parent / "shared" / "realdata"))
 
 quiet_environment()
 

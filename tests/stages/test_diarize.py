@@ -2,7 +2,10 @@
 and the embedded pipeline on the real telephone sample (DER against its human RTTM)."""
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,7 @@ from duplexcorpus.stages.base import WorkItem
 from duplexcorpus.stages.diarize import (DiarizeStage, channels_to_diarize, label_ipu, relabel, speaker_bounds,
                                         speaker_names)
 from duplexcorpus.storage import write_json
-from tests.conftest import realdata
+from tests.conftest import ROOT, realdata
 
 
 def _rec(*channels: ChannelInfo) -> Recording:
@@ -117,3 +120,37 @@ def test_the_telephone_sample_is_diarized_within_der_0_15(tmp_path):
     segs = load_segments(out / "segments.json")
     assert len({s.speaker_id for s in segs}) == 2
     assert all(s.speaker_id.startswith("tel_ch0_spk") for s in segs)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None, reason="needs espeak-ng and sox")
+def test_a_mono_mix_of_a_generated_dialogue_is_diarized_within_der_0_15(tmp_path):
+    """A stress dialogue (bench/stress, a choose seed) mixed down to one channel: the embedded
+    pipeline must find its two speakers, overlap scored, against the generator's exact truth."""
+    from pyannote.core import Annotation, Segment as Span
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    spec = importlib.util.spec_from_file_location("make_stress", ROOT / "bench" / "stress" / "make_stress.py")
+    stress = importlib.util.module_from_spec(spec)
+    sys.modules["make_stress"] = stress
+    spec.loader.exec_module(stress)
+    stress._CACHE_DIR = tmp_path / "tts"
+    stress._CACHE_DIR.mkdir()
+    cond = stress.draw_conditions(101, telephone=False, two_file=False)
+    truth = stress.render(cond, tmp_path / "call")["segments"]
+    wave, rate = stress.mono_mix(cond)
+    assert rate == 16000
+    ref = Annotation()
+    for k, s in enumerate(truth):
+        ref[Span(s["start"], s["end"]), k] = str(s["channel"])
+    ipus = [Segment("mix", 0, "mix_ch0", round(s.start, 3), round(s.end, 3), 0.9) for s in ref.get_timeline().support(0.2)]
+    item = _item(tmp_path, wave, ipus, "mix")
+    out = tmp_path / "out"
+    out.mkdir()
+    DiarizeStage(Workflow()).process(item, out)
+    hyp = Annotation()
+    for a, b, spk in json.loads((out / "diarization.json").read_text())["per_channel"]["0"]["turns"]:
+        hyp[Span(a, b), len(hyp)] = spk
+    der = DiarizationErrorRate(collar=0.0, skip_overlap=False)(ref, hyp)
+    assert der <= 0.15, der
+    assert len(hyp.labels()) == 2
