@@ -135,6 +135,9 @@ class DiarizationConfig:
     min_cluster_size: int = 12  # embedded: smaller clusters are merged into the nearest large one
     step: float = 0.5  # embedded: segmentation window step, as a share of its 10 s window (0.1: 4x slower, no better here)
     min_piece: float = 0.3  # an IPU is split where the speaker changes; pieces shorter than this (s) merge
+    # a speaker's speech under another's piece of a shared-channel IPU (>= min_piece) becomes a segment
+    # of its own (attributes.overlapped), so overlaps and backchannels survive diarization
+    overlapped_segments: bool = True
     device: str = "auto"  # auto (cuda when present) | cpu | cuda
     batch_size: int = execution(32)
 

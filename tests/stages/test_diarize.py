@@ -55,9 +55,31 @@ def test_in_overlap_the_speaker_already_talking_keeps_the_ipu():
 
 def test_relabel_marks_overlap_and_names_speakers():
     seg = Segment("r", 0, "mix", 0.0, 3.0, 0.9)
-    out = relabel([seg], 0, [(0.0, 3.0, 0), (2.0, 2.5, 1)], {0: "r_ch0_spk0", 1: "r_ch0_spk1"}, 0.3)
+    out = relabel([seg], 0, [(0.0, 3.0, 0), (2.0, 2.5, 1)], {0: "r_ch0_spk0", 1: "r_ch0_spk1"}, 0.3,
+                  overlapped=False)
     assert [s.speaker_id for s in out] == ["r_ch0_spk0"]
     assert out[0].attributes["overlap"] == [[2.0, 2.5, "r_ch0_spk1"]]
+
+
+def test_speech_under_another_speakers_piece_is_a_segment_of_its_own():
+    # a backchannel (1) under the talker (0), and an interruption (1 from 4.0) that 0 yields to at 4.6
+    turns = [(0.0, 4.6, 0), (2.0, 2.5, 1), (4.0, 6.0, 1), (3.0, 3.1, 1)]
+    pieces = label_ipu(0.0, 6.0, turns, min_piece=0.3)
+    assert pieces == [(0.0, 4.6, 0), (4.6, 6.0, 1)]
+    from duplexcorpus.stages.diarize import overlapped_pieces
+
+    # the 0.1 s blip at 3.0 is shorter than min_piece: no segment
+    assert overlapped_pieces(0.0, 6.0, turns, pieces, 0.3) == [(2.0, 2.5, 1), (4.0, 4.6, 1)]
+    out = relabel([Segment("r", 0, "mix", 0.0, 6.0, 0.9)], 0, turns, {0: "a", 1: "b"}, 0.3)
+    under = [(s.start, s.end, s.speaker_id) for s in out if s.attributes.get("overlapped")]
+    assert under == [(2.0, 2.5, "b"), (4.0, 4.6, "b")]
+    from duplexcorpus.config import EventsConfig
+    from duplexcorpus.turntaking import detect_events
+
+    events = detect_events(sorted(out, key=lambda s: s.start), EventsConfig())
+    kinds = {(e.type, round(e.start, 2), round(e.end, 2)) for e in events}
+    assert ("backchannel", 2.0, 2.5) in kinds  # as it would be on two channels
+    assert ("overlap", 4.0, 4.6) in kinds
 
 
 def _item(tmp_path: Path, wave: np.ndarray, segments: list[Segment], rid: str = "r") -> WorkItem:
