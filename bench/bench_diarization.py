@@ -126,7 +126,8 @@ def main() -> None:
     from duplexcorpus.config import DiarizationConfig
 
     cfg = DiarizationConfig()
-    opts = dict(threshold=cfg.threshold, min_cluster_size=cfg.min_cluster_size, step=cfg.step)
+    opts = dict(threshold=cfg.threshold, min_cluster_size=cfg.min_cluster_size, step=cfg.step,
+                embedding_max_seconds=cfg.embedding_max_seconds)
     for kv in args.set:
         k, v = kv.split("=", 1)
         opts[k] = type(opts[k])(v) if k in opts else v
