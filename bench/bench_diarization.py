@@ -131,10 +131,11 @@ def main() -> None:
 
     cfg = DiarizationConfig()
     opts = dict(threshold=cfg.threshold, min_cluster_size=cfg.min_cluster_size, step=cfg.step,
-                embedding_max_seconds=cfg.embedding_max_seconds)
+                embedding_max_seconds=cfg.embedding_max_seconds, exclude_overlap=cfg.exclude_overlap)
     for kv in args.set:
         k, v = kv.split("=", 1)
-        opts[k] = type(opts[k])(v) if k in opts else v
+        opts[k] = (v.lower() in ("1", "true", "yes")) if isinstance(opts.get(k), bool) else \
+            type(opts[k])(v) if k in opts else v
     systems = {"pipeline": Diarizer(device="cpu", **opts)}
     if not args.no_baseline:
         systems["baseline"] = Baseline()

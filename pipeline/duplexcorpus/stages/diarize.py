@@ -211,7 +211,8 @@ class DiarizeStage(Stage):
 
             cfg = self.cfg
             kw = dict(threshold=cfg.threshold, min_cluster_size=cfg.min_cluster_size, step=cfg.step,
-                      batch_size=cfg.batch_size, embedding_max_seconds=cfg.embedding_max_seconds) \
+                      batch_size=cfg.batch_size, embedding_max_seconds=cfg.embedding_max_seconds,
+                      exclude_overlap=cfg.exclude_overlap) \
                 if cfg.model == "embedded" else {}
             self.diarizer = Diarizer(cfg.model, device=cfg.device, **kw)
         return self.diarizer
