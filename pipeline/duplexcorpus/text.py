@@ -123,19 +123,16 @@ def hallucination_phrase(text: str, language: str, weak: bool) -> str | None:
     return None
 
 
-def repetition_loop(tokens: list[str], max_ngram: int = 4, min_repeats: int = 4,
-                    min_repeats_single: int | None = None) -> tuple[int, int] | None:
-    """(start, length) of the first n-gram repeated back to back `min_repeats`+ times (a single
-    token: `min_repeats_single`+, default the same), else None."""
+def repetition_loop(tokens: list[str], max_ngram: int = 4, min_repeats: int = 4) -> tuple[int, int] | None:
+    """(start, length) of the first n-gram repeated back to back `min_repeats`+ times, else None."""
     n_tok = len(tokens)
     for n in range(1, max_ngram + 1):
-        need = min_repeats_single if n == 1 and min_repeats_single else min_repeats
-        for i in range(0, n_tok - n * need + 1):
+        for i in range(0, n_tok - n * min_repeats + 1):
             gram = tokens[i:i + n]
             reps = 1
             while tokens[i + reps * n: i + (reps + 1) * n] == gram:
                 reps += 1
-            if reps >= need:
+            if reps >= min_repeats:
                 return i, n
     return None
 

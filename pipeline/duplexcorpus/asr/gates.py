@@ -40,12 +40,12 @@ def no_speech(no_speech_prob: float, avg_logprob: float, th: Thresholds) -> bool
 
 
 def _loop(tokens: list[str]) -> tuple[int, int] | None:
-    """A repetition loop in a clip's word tokens. Mandarin rows are single characters: a looping
-    phrase of a few words spans up to 8 of them, and a character said over and over is speech up to
-    a point (对对对对, 好好好好好: reduplicated listener tokens), so a single character loops only from
-    8 times on."""
+    """A repetition loop in a clip's word tokens. Mandarin rows are single characters, so a looping
+    phrase of a few words spans up to 8 of them. A character four times is a loop as it was when rows
+    were Whisper's tokens: the generator's "Let It Go" came back 我先停灭灭灭灭 from a sampled
+    retry, which only this rule tells from a listener's 对对对对 (that is cut to 对 and retried)."""
     han = sum(1 for t in tokens if len(t) == 1 and is_cjk(t)) * 2 > len(tokens)
-    return repetition_loop(tokens, max_ngram=8, min_repeats_single=8) if han else repetition_loop(tokens)
+    return repetition_loop(tokens, max_ngram=8) if han else repetition_loop(tokens)
 
 
 def loop_cut(words: list[dict]) -> tuple[int, str] | None:
