@@ -200,11 +200,17 @@ def draw_conditions(seed: int) -> Conditions:
 _CACHE_DIR: Path | None = None
 
 
-def word_starts(text: str, voice: str, rate: int, cli_pcm: np.ndarray) -> list[float | None]:
-    """make_samples.espeak_word_starts (word-start times from libespeak-ng's word events, checked
-    against the CLI's audio), with the library driven in a forked child instead of a fresh Python:
-    the same clean library state (this process never loads libespeak-ng) without re-importing
-    make_samples for every span, which costs seconds on a busy machine."""
+def _espeak_events(voice: str, rate: int, text: str) -> bytes:
+    """make_samples' `--espeak-words` output for one text: in a forked child while this process is
+    single-threaded and has never loaded libespeak-ng (its state leaks between utterances, so the
+    library must start clean; a fork of a threaded process copies locks other threads hold), else in
+    a fresh Python (a test process has torch's and BLAS's threads: the forked library's audio then
+    differed from the CLI's)."""
+    status = Path("/proc/self/status").read_text()
+    threads = int(re.search(r"^Threads:\s*(\d+)", status, re.M).group(1))
+    if threads > 1 or "libespeak-ng" in Path("/proc/self/maps").read_text():
+        return subprocess.run([sys.executable, ms.__file__, "--espeak-words", voice, str(rate), text],
+                              check=True, capture_output=True).stdout
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: make_samples' own driver, its stdout into the pipe
@@ -220,6 +226,14 @@ def word_starts(text: str, voice: str, rate: int, cli_pcm: np.ndarray) -> list[f
         raw = f.read()
     _, status = os.waitpid(pid, 0)
     assert status == 0 and len(raw) >= 4, f"libespeak-ng word events failed for {text!r}"
+    return raw
+
+
+def word_starts(text: str, voice: str, rate: int, cli_pcm: np.ndarray) -> list[float | None]:
+    """make_samples.espeak_word_starts (word-start times from libespeak-ng's word events, checked
+    against the CLI's audio), the library driven by `_espeak_events` (a forked child where it can:
+    re-importing make_samples in a fresh Python for every span costs seconds on a busy machine)."""
+    raw = _espeak_events(voice, rate, text)
     count = int(np.frombuffer(raw[:4], np.int32)[0])
     events = np.frombuffer(raw[4: 4 + 8 * count], np.int32).reshape(count, 2)
     pcm = np.frombuffer(raw[4 + 8 * count:], np.int16)
