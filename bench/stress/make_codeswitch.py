@@ -61,7 +61,9 @@ import soxr
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "data_samples"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_samples as ms  # noqa: E402
+from make_stress import parse_seeds  # noqa: E402,F401 - the stress generator's seed syntax
 
 SR = ms.SR
 CHOOSE_SEEDS = range(100, 120)
@@ -426,15 +428,6 @@ def render_set(seeds: list[int], out: str | Path, jobs: int = 2) -> list[dict]:
         results = [_render_seed(w) for w in work]
     write_tables(results, out)
     return results
-
-
-def parse_seeds(spec: str) -> list[int]:
-    """"100-119" or "100,103,110-112"."""
-    seeds: list[int] = []
-    for part in spec.split(","):
-        a, _, b = part.partition("-")
-        seeds += list(range(int(a), int(b or a) + 1))
-    return seeds
 
 
 def main(argv: list[str] | None = None) -> None:
