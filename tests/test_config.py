@@ -45,3 +45,21 @@ def test_resources_per_stage():
         load_workflow(None, {"ray.resources": {"vad": {"gpu": 1}}})
     with pytest.raises(WorkflowError, match="unknown stage"):
         check_resources(load_workflow(None, {"ray.resources": {"vda": {"gpus": 1}}}))
+
+
+def test_model_stages_stream_together_only_when_the_cluster_holds_their_actors():
+    """Ray Data starts one actor per model stage up front and an idle actor keeps its CPU: on a
+    cluster smaller than that the stages must run one model stage at a time (a two-node, 1-CPU-per-node
+    cluster hung otherwise)."""
+    from duplexcorpus.runner import fits_at_once
+    from duplexcorpus.stages import STAGES
+
+    wf = load_workflow(None, {})
+    model_cpus = sum(s.resources.cpus for s in STAGES if s.uses_model)
+    assert model_cpus >= 3  # vad, diarize, asr, nonverbal
+    assert not fits_at_once(STAGES, wf, {"CPU": 2.0})
+    assert not fits_at_once(STAGES, wf, {"CPU": model_cpus})  # no CPU left for the task stages
+    assert fits_at_once(STAGES, wf, {"CPU": model_cpus + 1})
+    gpu = load_workflow(None, {"ray.resources": {"asr": {"gpus": 1.0}}})
+    assert not fits_at_once(STAGES, gpu, {"CPU": 64.0})  # no GPU in the cluster
+    assert fits_at_once(STAGES, gpu, {"CPU": 64.0, "GPU": 1.0})

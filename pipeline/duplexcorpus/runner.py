@@ -210,6 +210,28 @@ def check_resources(workflow: Workflow) -> None:
         raise WorkflowError(f"ray.resources: unknown stage(s) {unknown}; stages: {sorted(BY_NAME)}")
 
 
+def fits_at_once(stages: list[type[Stage]], workflow: Workflow, cluster: dict[str, float]) -> bool:
+    """Whether the cluster holds one actor of every model stage plus one task at the same time.
+
+    Ray Data streams all stages at once and starts each actor pool's first actor up front; an actor
+    keeps its CPU while idle. When the pools' first actors alone need more CPUs (or GPUs) than the
+    cluster has, a later stage's idle actors can hold the CPUs an earlier stage's actor waits for,
+    and the run never ends (seen on a two-node, one-CPU-per-node cluster). Then the stages run one
+    model stage at a time instead (each finished before the next starts), which needs one actor's
+    worth of resources only."""
+    need = {"CPU": 0.0, "GPU": 0.0}
+    task = {"CPU": 0.0, "GPU": 0.0}
+    for cls in stages:
+        res = resources_for(cls, workflow)
+        if cls.uses_model:
+            need["CPU"] += res.cpus
+            need["GPU"] += res.gpus
+        else:
+            task["CPU"] = max(task["CPU"], res.cpus)
+            task["GPU"] = max(task["GPU"], res.gpus)
+    return all(need[k] + task[k] <= cluster.get(k, 0.0) + 1e-9 for k in need)
+
+
 def execute_ray(stages: Iterable[type[Stage]], items: list[WorkItem], workflow: Workflow, cache: StageCache,
                 hook: Hook | None = None) -> list[WorkItem]:
     if hook is None:
@@ -226,6 +248,8 @@ def _execute_ray(stages: Iterable[type[Stage]], items: list[WorkItem], workflow:
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     wf = to_dict(workflow)
+    stages = list(stages)
+    streamed = fits_at_once(stages, workflow, ray.cluster_resources())
     ds = ray.data.from_items([{"item": i.to_json()} for i in items], override_num_blocks=max(1, len(items)))
     for cls in stages:
         res = resources_for(cls, workflow)
@@ -235,6 +259,8 @@ def _execute_ray(stages: Iterable[type[Stage]], items: list[WorkItem], workflow:
                 compute=ActorPoolStrategy(min_size=1, max_size=res.actors),
                 batch_size=workflow.ray.batch_recordings, num_cpus=res.cpus, num_gpus=res.gpus,
                 batch_format="numpy")
+            if not streamed:  # finish this stage (its actors end) before the next model stage's start
+                ds = ds.materialize()
         else:
             ds = ds.map_batches(_apply_stage, fn_args=(cls, wf, str(cache.root), hook), batch_size=1,
                                 num_cpus=res.cpus, num_gpus=res.gpus, batch_format="numpy")
