@@ -4,12 +4,17 @@ beside a plain baseline without pyannote's segmentation (silero VAD speech, 1.5 
 agglomerative clustering; no overlap). DER by pyannote.metrics: no collar with overlap scored, and
 a 0.25 s collar. The data_samples mono mix has no per-speaker truth: speaker count and speed only.
 
-    .venv/bin/python bench/bench_diarization.py [--set threshold=0.7 --set step=0.1]
+    .venv/bin/python bench/bench_diarization.py [--set threshold=0.7 --set step=0.1] [--no-baseline]
+
+Columns: DER with its components (missed, false alarm, confusion: shares of reference speech that
+sum to the DER), DER with a 0.25 s collar, speakers found, x real time by the wall clock and by the
+process's CPU time (all threads; on a shared, loaded machine the wall clock says little).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -17,7 +22,8 @@ import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = ROOT.parent / "shared" / "realdata"
+# ../shared/realdata beside the checkout; a git worktree elsewhere names it in DUPLEXCORPUS_REALDATA
+REAL = Path(os.environ.get("DUPLEXCORPUS_REALDATA", ROOT.parent / "shared" / "realdata"))
 
 
 def rttm(path: Path):
@@ -118,31 +124,45 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", action="append", default=[], help="embedded pipeline option, e.g. threshold=0.7")
+    ap.add_argument("--no-baseline", action="store_true", help="the embedded pipeline only")
+    ap.add_argument("--only", default="", help="comma-separated recording names (default: all)")
     args = ap.parse_args()
     from duplexcorpus.config import DiarizationConfig
 
     cfg = DiarizationConfig()
-    opts = dict(threshold=cfg.threshold, min_cluster_size=cfg.min_cluster_size, step=cfg.step)
+    opts = dict(threshold=cfg.threshold, min_cluster_size=cfg.min_cluster_size, step=cfg.step,
+                embedding_max_seconds=cfg.embedding_max_seconds, exclude_overlap=cfg.exclude_overlap)
     for kv in args.set:
         k, v = kv.split("=", 1)
-        opts[k] = type(opts[k])(v) if k in opts else v
-    systems = {"pipeline": Diarizer(device="cpu", **opts), "baseline": Baseline()}
+        opts[k] = (v.lower() in ("1", "true", "yes")) if isinstance(opts.get(k), bool) else \
+            type(opts[k])(v) if k in opts else v
+    systems = {"pipeline": Diarizer(device="cpu", **opts)}
+    if not args.no_baseline:
+        systems["baseline"] = Baseline()
     print(f"embedded pipeline options: {opts}")
-    print(f"{'recording':20s} {'dur':>5s} {'spk':>3s} | {'system':9s} {'DER':>6s} {'DER.25':>6s} {'spk':>3s} {'xRT':>5s}")
+    print(f"{'recording':20s} {'dur':>5s} {'spk':>3s} | {'system':9s} {'DER':>6s} {'miss':>6s} {'FA':>6s} "
+          f"{'conf':>6s} {'DER.25':>6s} {'spk':>3s} {'xRT':>5s} {'xCPU':>5s}")
+    only = set(filter(None, args.only.split(",")))
     for name, wave, ref in cases():
+        if only and name not in only:
+            continue
         dur = len(wave) / 16000
         for sname, system in systems.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             hyp = system.annotation(wave) if sname == "pipeline" else system(wave)
-            dt = time.perf_counter() - t0
+            dt, cpu = time.perf_counter() - t0, time.process_time() - c0
             if ref is None:
-                der0 = der25 = float("nan")
+                der0 = der25 = miss = fa = conf = float("nan")
             else:
-                der0 = DiarizationErrorRate(collar=0.0, skip_overlap=False)(ref, hyp)
+                # components as shares of the reference speech (they sum to the DER)
+                parts = DiarizationErrorRate(collar=0.0, skip_overlap=False)(ref, hyp, detailed=True)
+                total = parts["total"]
+                der0 = parts["diarization error rate"]
+                miss, fa, conf = (parts[k] / total for k in ("missed detection", "false alarm", "confusion"))
                 der25 = DiarizationErrorRate(collar=0.25, skip_overlap=False)(ref, hyp)
             nref = len(ref.labels()) if ref is not None else 2
-            print(f"{name:20s} {dur:5.1f} {nref:3d} | {sname:9s} {der0:6.3f} {der25:6.3f} "
-                  f"{len(hyp.labels()):3d} {dur / dt:5.1f}", flush=True)
+            print(f"{name:20s} {dur:5.1f} {nref:3d} | {sname:9s} {der0:6.3f} {miss:6.3f} {fa:6.3f} {conf:6.3f} "
+                  f"{der25:6.3f} {len(hyp.labels()):3d} {dur / dt:5.1f} {dur / cpu:5.1f}", flush=True)
 
 
 if __name__ == "__main__":

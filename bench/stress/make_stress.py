@@ -287,26 +287,59 @@ def _environment(snr_db: float) -> str:
     return "street" if snr_db < 17 else "cafe" if snr_db < 24 else "quiet_room"
 
 
+def clean_tracks(c: Conditions):
+    """The script placed on the truth timeline and the two close-talk speaker tracks (loudness
+    applied; no leak, noise, gain or codec): (dialogue, placed, drawn_tokens, [track A, track B])."""
+    dlg, placed, drawn_tokens = _place(c, c.dialogue)
+    lead = max(0.0, c.offset_s) if c.two_file else 0.0  # neither recorder misses speech
+    for p in placed:
+        p.start += lead
+    n = int(round((max(p.end for p in placed) + 0.8) * SR))
+    tracks = [np.zeros(n, np.float32) for _ in range(2)]
+    for p in placed:
+        i0 = int(round(p.start * SR))
+        tracks[CHANNEL_OF[p.speaker]][i0: i0 + len(p.audio)] += p.audio
+    tracks[0] *= 10 ** (c.loudness_db_ch0 / 20)
+    tracks[1] *= 10 ** (c.loudness_db_ch1 / 20)
+    return dlg, placed, drawn_tokens, tracks
+
+
+CHANNEL_OF = {"A": 0, "B": 1}
+
+
+def mono_mix(c: Conditions) -> tuple[np.ndarray, int]:
+    """The call as one device would hear it: the sum of the two close-talk tracks (no leak: a mono
+    recording has no second channel to leak into), the seed's noise at its SNR against the mixed
+    speech, and the telephone band + codec when the seed draws one. On the truth timeline of
+    `render` (a two-file seed's lead included), so the truth tables of the two-channel call apply."""
+    _, _, _, tracks = clean_tracks(c)
+    mix = tracks[0] + tracks[1]
+    rng = np.random.default_rng([c.seed, 2])
+    mask = np.zeros(len(mix), bool)
+    for ch in (0, 1):
+        for s, e in ms.activity(tracks[ch]):
+            mask[int(s * SR): int(e * SR)] = True
+    noise_rms = float(np.sqrt(np.mean(mix[mask] ** 2))) / 10 ** (c.snr_db / 20)
+    noise = pink_noise(len(mix), rng) * noise_rms if c.noise == "pink" else \
+        ms.coloured_noise(len(mix), 20 * np.log10(noise_rms), rng)
+    mix = (mix + noise).astype(np.float32)
+    mix *= min(1.0, 0.95 / float(np.max(np.abs(mix))))
+    if c.telephone:
+        return codec_round_trip(np.clip(ms.telephone(mix), -1, 1), 8000, c.codec), 8000
+    return mix, SR
+
+
 def render(c: Conditions, out: Path) -> dict:
     """Render one call with conditions `c` into out/audio (audio files) and return its table rows:
     segments, events, words, metadata, timeline, conditions."""
     audio_dir = out / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
-    dlg, placed, drawn_tokens = _place(c, c.dialogue)
+    dlg, placed, drawn_tokens, tracks = clean_tracks(c)
     two = c.two_file
-    lead = max(0.0, c.offset_s) if two else 0.0  # neither recorder misses speech
-    for p in placed:
-        p.start += lead
     rid = c.recording_id
     duration = max(p.end for p in placed) + 0.8
-    n = int(round(duration * SR))
-    channel_of = {"A": 0, "B": 1}
-    tracks = [np.zeros(n, np.float32) for _ in range(2)]
-    for p in placed:
-        i0 = int(round(p.start * SR))
-        tracks[channel_of[p.speaker]][i0: i0 + len(p.audio)] += p.audio
-    tracks[0] *= 10 ** (c.loudness_db_ch0 / 20)
-    tracks[1] *= 10 ** (c.loudness_db_ch1 / 20)
+    n = len(tracks[0])
+    channel_of = CHANNEL_OF
 
     # ---- truth from the clean tracks, channel 0's timeline
     ipus = {ch: ms.activity(tracks[ch]) for ch in (0, 1)}

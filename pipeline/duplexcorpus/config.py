@@ -134,7 +134,14 @@ class DiarizationConfig:
     threshold: float = 0.65  # embedded: agglomerative clustering's cosine-distance threshold
     min_cluster_size: int = 12  # embedded: smaller clusters are merged into the nearest large one
     step: float = 0.5  # embedded: segmentation window step, as a share of its 10 s window (0.1: 4x slower, no better here)
+    # embedded: speaker embeddings from the frames where the speaker talks alone (pyannote's
+    # speaker-diarization-3.1 does the same); a window with too little such speech uses all its frames
+    exclude_overlap: bool = False
+    embedding_max_seconds: float = 0.0  # embedded: CAM++ hears at most this much of a speaker per window (0 = all)
     min_piece: float = 0.3  # an IPU is split where the speaker changes; pieces shorter than this (s) merge
+    # a speaker's speech under another's piece of a shared-channel IPU (>= min_piece) becomes a segment
+    # of its own (attributes.overlapped), so overlaps and backchannels survive diarization
+    overlapped_segments: bool = True
     device: str = "auto"  # auto (cuda when present) | cpu | cuda
     batch_size: int = execution(32)
 

@@ -2,7 +2,10 @@
 and the embedded pipeline on the real telephone sample (DER against its human RTTM)."""
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,7 @@ from duplexcorpus.stages.base import WorkItem
 from duplexcorpus.stages.diarize import (DiarizeStage, channels_to_diarize, label_ipu, relabel, speaker_bounds,
                                         speaker_names)
 from duplexcorpus.storage import write_json
-from tests.conftest import realdata
+from tests.conftest import ROOT, realdata
 
 
 def _rec(*channels: ChannelInfo) -> Recording:
@@ -52,9 +55,31 @@ def test_in_overlap_the_speaker_already_talking_keeps_the_ipu():
 
 def test_relabel_marks_overlap_and_names_speakers():
     seg = Segment("r", 0, "mix", 0.0, 3.0, 0.9)
-    out = relabel([seg], 0, [(0.0, 3.0, 0), (2.0, 2.5, 1)], {0: "r_ch0_spk0", 1: "r_ch0_spk1"}, 0.3)
+    out = relabel([seg], 0, [(0.0, 3.0, 0), (2.0, 2.5, 1)], {0: "r_ch0_spk0", 1: "r_ch0_spk1"}, 0.3,
+                  overlapped=False)
     assert [s.speaker_id for s in out] == ["r_ch0_spk0"]
     assert out[0].attributes["overlap"] == [[2.0, 2.5, "r_ch0_spk1"]]
+
+
+def test_speech_under_another_speakers_piece_is_a_segment_of_its_own():
+    # a backchannel (1) under the talker (0), and an interruption (1 from 4.0) that 0 yields to at 4.6
+    turns = [(0.0, 4.6, 0), (2.0, 2.5, 1), (4.0, 6.0, 1), (3.0, 3.1, 1)]
+    pieces = label_ipu(0.0, 6.0, turns, min_piece=0.3)
+    assert pieces == [(0.0, 4.6, 0), (4.6, 6.0, 1)]
+    from duplexcorpus.stages.diarize import overlapped_pieces
+
+    # the 0.1 s blip at 3.0 is shorter than min_piece: no segment
+    assert overlapped_pieces(0.0, 6.0, turns, pieces, 0.3) == [(2.0, 2.5, 1), (4.0, 4.6, 1)]
+    out = relabel([Segment("r", 0, "mix", 0.0, 6.0, 0.9)], 0, turns, {0: "a", 1: "b"}, 0.3)
+    under = [(s.start, s.end, s.speaker_id) for s in out if s.attributes.get("overlapped")]
+    assert under == [(2.0, 2.5, "b"), (4.0, 4.6, "b")]
+    from duplexcorpus.config import EventsConfig
+    from duplexcorpus.turntaking import detect_events
+
+    events = detect_events(sorted(out, key=lambda s: s.start), EventsConfig())
+    kinds = {(e.type, round(e.start, 2), round(e.end, 2)) for e in events}
+    assert ("backchannel", 2.0, 2.5) in kinds  # as it would be on two channels
+    assert ("overlap", 4.0, 4.6) in kinds
 
 
 def _item(tmp_path: Path, wave: np.ndarray, segments: list[Segment], rid: str = "r") -> WorkItem:
@@ -117,3 +142,37 @@ def test_the_telephone_sample_is_diarized_within_der_0_15(tmp_path):
     segs = load_segments(out / "segments.json")
     assert len({s.speaker_id for s in segs}) == 2
     assert all(s.speaker_id.startswith("tel_ch0_spk") for s in segs)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None, reason="needs espeak-ng and sox")
+def test_a_mono_mix_of_a_generated_dialogue_is_diarized_within_der_0_15(tmp_path):
+    """A stress dialogue (bench/stress, a choose seed) mixed down to one channel: the embedded
+    pipeline must find its two speakers, overlap scored, against the generator's exact truth."""
+    from pyannote.core import Annotation, Segment as Span
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    spec = importlib.util.spec_from_file_location("make_stress", ROOT / "bench" / "stress" / "make_stress.py")
+    stress = importlib.util.module_from_spec(spec)
+    sys.modules["make_stress"] = stress
+    spec.loader.exec_module(stress)
+    stress._CACHE_DIR = tmp_path / "tts"
+    stress._CACHE_DIR.mkdir()
+    cond = stress.draw_conditions(101, telephone=False, two_file=False)
+    truth = stress.render(cond, tmp_path / "call")["segments"]
+    wave, rate = stress.mono_mix(cond)
+    assert rate == 16000
+    ref = Annotation()
+    for k, s in enumerate(truth):
+        ref[Span(s["start"], s["end"]), k] = str(s["channel"])
+    ipus = [Segment("mix", 0, "mix_ch0", round(s.start, 3), round(s.end, 3), 0.9) for s in ref.get_timeline().support(0.2)]
+    item = _item(tmp_path, wave, ipus, "mix")
+    out = tmp_path / "out"
+    out.mkdir()
+    DiarizeStage(Workflow()).process(item, out)
+    hyp = Annotation()
+    for a, b, spk in json.loads((out / "diarization.json").read_text())["per_channel"]["0"]["turns"]:
+        hyp[Span(a, b), len(hyp)] = spk
+    der = DiarizationErrorRate(collar=0.0, skip_overlap=False)(ref, hyp)
+    assert der <= 0.15, der
+    assert len(hyp.labels()) == 2

@@ -33,10 +33,13 @@ class CamppEmbedding:
     metric = "cosine"
     min_num_samples = 400  # 25 ms: one fbank frame; shorter masks give NaN
 
-    def __init__(self, device: torch.device | str = "cpu", min_seconds: float = 0.2):
+    def __init__(self, device: torch.device | str = "cpu", min_seconds: float = 0.2, max_seconds: float = 0.0):
         self.device = torch.device(device)
         self.net = load_campp().to(self.device)
         self.min_samples = max(self.min_num_samples, int(min_seconds * SAMPLE_RATE))
+        # CAM++'s cost grows with the input; 3D-Speaker trains it on 3 s crops, so a few seconds of a
+        # speaker carry its identity. 0 = no cap
+        self.max_samples = int(max_seconds * SAMPLE_RATE)
 
     def to(self, device: torch.device) -> "CamppEmbedding":
         self.device = torch.device(device)
@@ -50,6 +53,9 @@ class CamppEmbedding:
         feats, idx = [], []
         for i, w in enumerate(waves):
             if w.numel() >= self.min_samples:
+                if self.max_samples and w.numel() > self.max_samples:  # the middle of the speech
+                    cut = (w.numel() - self.max_samples) // 2
+                    w = w[cut: cut + self.max_samples]
                 feats.append(fbank(w.float().cpu()))
                 idx.append(i)
         for k, f in zip(idx, feats):  # one at a time: padding would change CAM++'s statistics pooling

@@ -52,7 +52,8 @@ def resolve_device(requested: str = "auto"):
 
 
 def embedded_pipeline(threshold: float = 0.65, min_cluster_size: int = 12, min_duration_off: float = 0.0,
-                      step: float = 0.5, device: str = "auto", batch_size: int = 32):
+                      step: float = 0.5, device: str = "auto", batch_size: int = 32,
+                      embedding_max_seconds: float = 0.0, exclude_overlap: bool = False):
     """The offline default: segmentation-3.0 + CAM++ + agglomerative clustering."""
     from pyannote.audio.pipelines import speaker_diarization as sd
 
@@ -60,13 +61,14 @@ def embedded_pipeline(threshold: float = 0.65, min_cluster_size: int = 12, min_d
     from duplexcorpus.diarize.models import load_segmentation
 
     dev = resolve_device(device)
-    embedding = CamppEmbedding()
+    embedding = CamppEmbedding(max_seconds=embedding_max_seconds)
     # SpeakerDiarization builds its embedding and PLDA from names; hand it the objects instead
     with _offline(), mock.patch.object(sd, "PretrainedSpeakerEmbedding", lambda emb, **kw: emb), \
             mock.patch.object(sd, "get_plda", lambda plda, **kw: None):
         pipe = sd.SpeakerDiarization(segmentation=load_segmentation(), segmentation_step=step,
                                      embedding=embedding, plda=None, clustering="AgglomerativeClustering",
-                                     embedding_batch_size=batch_size, segmentation_batch_size=batch_size)
+                                     embedding_batch_size=batch_size, segmentation_batch_size=batch_size,
+                                     embedding_exclude_overlap=exclude_overlap)
     pipe.instantiate({
         "segmentation": {"min_duration_off": min_duration_off},
         "clustering": {"method": "centroid", "min_cluster_size": min_cluster_size, "threshold": threshold},

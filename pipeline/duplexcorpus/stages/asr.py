@@ -98,7 +98,7 @@ class Unit:
 
 class AsrStage(Stage):
     name = "asr"
-    version = "14"
+    version = "15"
     config_section = "asr"
     reads = ("decrosstalk", "ipus", "diarize")  # the IPUs as diarize leaves them (split per speaker)
     SEGMENTS = Output("segments.json", read=load_segments, description="the IPUs with their text in attributes")
@@ -221,7 +221,8 @@ class AsrStage(Stage):
         cfg = self.cfg
         by_channel: dict[int, list[tuple[float, float]]] = {}
         for seg in st.segments:
-            by_channel.setdefault(seg.channel, []).append((seg.start, seg.end))
+            if not seg.attributes.get("overlapped"):  # diarized speech under another's IPU: heard there
+                by_channel.setdefault(seg.channel, []).append((seg.start, seg.end))
         plans = []
         if st.utterances:
             for u_idx, u in enumerate(st.utterances):
@@ -468,7 +469,7 @@ class AsrStage(Stage):
 
     # -- outputs ----------------------------------------------------------------------------------
     NO_WORDS_REASONS = ("no_speech", "hallucination_phrase", "repetition_loop", "gated_after_retries:<reason>",
-                        "not_recognised", "not_in_transcript")
+                        "not_recognised", "not_in_transcript", "overlapped_speech")
 
     def no_words_reason(self, st: ItemState, seg: Segment) -> str:
         """Why an IPU has no words (`NO_WORDS_REASONS`):
@@ -478,7 +479,11 @@ class AsrStage(Stage):
         - `gated_after_retries:<reason>`: every re-decode failed too and the gate dropped the words of
           the one kept (reason: the gate's);
         - `not_recognised`: its clip had words, none of them in this IPU (and alone it gave none);
-        - `not_in_transcript`: a given transcript has no text for it."""
+        - `not_in_transcript`: a given transcript has no text for it;
+        - `overlapped_speech`: a diarized speaker's speech under another speaker's IPU on a shared
+          channel (stages/diarize.py); its words are the ones recognised in that IPU."""
+        if seg.attributes.get("overlapped"):
+            return "overlapped_speech"
         if st.utterances:
             return "not_in_transcript"
         for channel, spans, reason in reversed(st.outcomes):
@@ -490,7 +495,8 @@ class AsrStage(Stage):
         words = sorted(st.words, key=lambda w: (w["channel"], w["start"]))
         segments = []
         for seg in st.segments:
-            inside = [w for w in words if w["channel"] == seg.channel and seg.start - 1e-3 <= (w["start"] + w["end"]) / 2 <= seg.end + 1e-3]
+            inside = [] if seg.attributes.get("overlapped") else \
+                [w for w in words if w["channel"] == seg.channel and seg.start - 1e-3 <= (w["start"] + w["end"]) / 2 <= seg.end + 1e-3]
             for w in inside:
                 w["segment_start"] = seg.start
                 w["speaker_id"] = seg.speaker_id

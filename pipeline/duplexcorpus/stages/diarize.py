@@ -18,7 +18,10 @@ the embedded segmentation-3.0 + CAM++ models):
    or the names metadata gives the channel (`speaker_id` `A;B`, in the order they first speak;
    `speaker_source` in the attributes says which); when only one speaker is found the channel keeps
    its own speaker id (nothing changes but the attributes). Overlapped speech inside a piece (another diarized speaker active at the same time)
-   is listed in `attributes.overlap` as [start, end, speaker].
+   is listed in `attributes.overlap` as [start, end, speaker], and (`overlapped_segments`) the other
+   speaker's run there of at least `min_piece` is a segment of its own with `attributes.overlapped`
+   (a backchannel under the talker, an interruption's first words), so that a shared channel gets
+   the overlaps and backchannels two channels would; ASR skips it (its words are in the piece above).
 The raw diarization is kept in `turns.rttm` and `diarization.json`.
 """
 from __future__ import annotations
@@ -118,6 +121,31 @@ def _label_runs(label: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
+def overlapped_pieces(start: float, end: float, turns: list[tuple[float, float, int]],
+                      pieces: list[tuple[float, float, int]], min_piece: float) -> list[tuple[float, float, int]]:
+    """Speech of a speaker inside [start, end) where `pieces` (label_ipu) give another speaker the IPU:
+    a listener's backchannel under the talker, the opening words of an interruption. Runs of at least
+    `min_piece`, as (start, end, speaker). On two channels each would be an IPU of its own channel;
+    kept here, the turn-taking rules see the same overlaps and backchannels on a shared channel."""
+    n = max(1, int(round((end - start) / HOP)))
+    t = start + (np.arange(n) + 0.5) * HOP
+    owner = np.full(n, -1)
+    for a, b, k in pieces:
+        owner[(t >= a) & (t < b)] = k
+    out = []
+    for k in sorted({s for _, _, s in turns}):
+        active = np.zeros(n, bool)
+        for a, b, s in turns:
+            if s == k:
+                active |= (t >= a) & (t < b)
+        under = np.concatenate([[False], active & (owner != k), [False]])
+        edges = np.flatnonzero(np.diff(under.astype(np.int8)))
+        for a, b in zip(edges[::2], edges[1::2]):
+            if (b - a) * HOP >= min_piece:
+                out.append((round(start + a * HOP, 3), round(start + b * HOP, 3), k))
+    return sorted(out)
+
+
 def overlaps(start: float, end: float, own: int, turns: list[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
     """Where another speaker is active inside [start, end) at the same time as `own`."""
     out = []
@@ -133,14 +161,21 @@ def overlaps(start: float, end: float, own: int, turns: list[tuple[float, float,
 
 
 def relabel(segments: list[Segment], channel: int, turns: list[tuple[float, float, int]], names: dict[int, str],
-            min_piece: float) -> list[Segment]:
-    """The channel's IPUs split and labelled by speaker; other channels' segments untouched."""
+            min_piece: float, overlapped: bool = True) -> list[Segment]:
+    """The channel's IPUs split and labelled by speaker; other channels' segments untouched. With
+    `overlapped`, a speaker's speech under another's piece is a segment of its own too
+    (`attributes.overlapped`; ASR leaves it to the piece it lies under, whose audio it shares)."""
     out = []
     for seg in segments:
         if seg.channel != channel:
             out.append(seg)
             continue
-        for s, e, spk in label_ipu(seg.start, seg.end, turns, min_piece):
+        pieces = label_ipu(seg.start, seg.end, turns, min_piece)
+        for s, e, spk in overlapped_pieces(seg.start, seg.end, turns, pieces, min_piece) if overlapped else []:
+            out.append(dataclasses.replace(
+                seg, start=s, end=e, speaker_id=names.get(spk, seg.speaker_id), crosstalk_suppressed=0.0,
+                attributes=dict(seg.attributes, diarized=True, overlapped=True)))
+        for s, e, spk in pieces:
             share = (e - s) / max(seg.duration, 1e-9)
             attrs = dict(seg.attributes, diarized=True)
             ov = overlaps(s, e, spk, turns)
@@ -154,7 +189,7 @@ def relabel(segments: list[Segment], channel: int, turns: list[tuple[float, floa
 
 class DiarizeStage(Stage):
     name = "diarize"
-    version = "1"
+    version = "2"
     config_section = "diarization"
     reads = ("decrosstalk", "ipus")
     DIARIZED = Output("segments.json", read=load_segments,
@@ -176,7 +211,9 @@ class DiarizeStage(Stage):
 
             cfg = self.cfg
             kw = dict(threshold=cfg.threshold, min_cluster_size=cfg.min_cluster_size, step=cfg.step,
-                      batch_size=cfg.batch_size) if cfg.model == "embedded" else {}
+                      batch_size=cfg.batch_size, embedding_max_seconds=cfg.embedding_max_seconds,
+                      exclude_overlap=cfg.exclude_overlap) \
+                if cfg.model == "embedded" else {}
             self.diarizer = Diarizer(cfg.model, device=cfg.device, **kw)
         return self.diarizer
 
@@ -205,14 +242,14 @@ class DiarizeStage(Stage):
             declared = info.speaker_names() if len(info.speaker_names()) > 1 else []
             names = speaker_names(rec.recording_id, c, found, declared) if len(found) > 1 \
                 else {k: rec.speaker(c) for k in found}
-            segments = relabel(segments, c, turns, names, cfg.min_piece)
+            segments = relabel(segments, c, turns, names, cfg.min_piece, cfg.overlapped_segments)
             rttm += [f"SPEAKER {rec.recording_id} {c + 1} {a:.3f} {b - a:.3f} <NA> <NA> {names[k]} <NA> <NA>\n"
                      for a, b, k in turns]
             report["per_channel"][str(c)] = {
                 "speakers": [names[k] for k in found],
                 "declared_speakers": info.speakers, "names_from": "metadata" if declared else "diarization",
                 "turns": [[a, b, names[k]] for a, b, k in turns],
-                "overlap_s": round(sum(len(s.attributes.get("overlap", [])) and
+                "overlap_s": round(sum(len(s.attributes.get("overlap", [])) and not s.attributes.get("overlapped") and
                                        sum(o[1] - o[0] for o in s.attributes["overlap"]) for s in segments
                                        if s.channel == c), 3),
             }
