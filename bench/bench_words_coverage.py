@@ -54,6 +54,8 @@ def coverage(out: Path) -> dict[str, dict]:
 
     segs = pd.read_parquet(out / "tables" / "segments.parquet")
     attrs = segs.attributes.map(json.loads)
+    keep = ~attrs.map(lambda a: bool(a.get("overlapped"))).to_numpy()  # inside another IPU (stats.asr_coverage)
+    segs, attrs = segs[keep], attrs[keep]
     segs = segs.assign(n=attrs.map(lambda a: a.get("words", 0)), why=attrs.map(lambda a: a.get("no_words_reason", "unknown")),
                        dur=segs.end - segs.start)
     rows = {}

@@ -18,14 +18,18 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 def asr_coverage(segments: list[Segment]) -> dict | None:
     """Every IPU accounted for: the share of IPUs, and of their speech seconds, that have words, and
-    why the others have none (`no_words_reason`, written by the ASR stage). None: ASR did not run."""
-    done = [s for s in segments if "words" in s.attributes]
+    why the others have none (`no_words_reason`, written by the ASR stage). None: ASR did not run.
+    A diarized speaker's speech under another's IPU on a shared channel (`attributes.overlapped`) is
+    not an IPU of its own here: its audio is inside that IPU, whose clip carries the words heard there
+    (counted apart, as `overlapped_segments`)."""
+    done = [s for s in segments if "words" in s.attributes and not s.attributes.get("overlapped")]
     if not done:
         return None
     with_words = [s for s in done if s.attributes["words"] > 0]
     speech = sum(s.end - s.start for s in done)
     return {
         "ipus": len(done),
+        "overlapped_segments": sum(1 for s in segments if s.attributes.get("overlapped")),
         "ipus_with_words": round(len(with_words) / len(done), 4),
         "speech_seconds_with_words": round(sum(s.end - s.start for s in with_words) / max(speech, 1e-9), 4),
         "ipus_without_words_by_reason": dict(sorted(Counter(
