@@ -347,3 +347,22 @@ def test_a_clip_without_a_language_is_detected_then_routed(standins, scorer, tmp
     assert d.engine == EMBEDDED_WHISPER and d.language == "en" and 0.5 < d.language_probability <= 1.0
     assert re.search("[A-Za-z]", d.text)
     assert clip.language is None  # the caller's clip is left as it was
+
+
+def test_a_mixed_language_batch_gives_each_clip_what_it_gets_alone(zh_chat, scorer):
+    """generate and align run per language (and prompt length) on the rows of the batch's one
+    encoder output (`WhisperEngine.rows`), not on the clips encoded again: the same words and times."""
+    from duplexcorpus.asr.engine import Clip
+
+    _, analysis, segments = zh_chat
+    clips = []
+    for s, language, prompt in zip(segments[:3], ("zh", "en", "zh"), (None, None, "嗯。对。")):
+        clips.append(Clip(analysis[int(s["start"] * RATE): int(s["end"] * RATE), s["channel"]].copy(), language, prompt))
+    encoded = scorer.encode(clips)
+    assert np.array_equal(np.asarray(scorer.rows(encoded, [0, 2], clips)), np.asarray(scorer.encode([clips[0], clips[2]])))
+    together = scorer.run(clips)
+    for clip, got in zip(clips, together):
+        alone = scorer.run([clip])[0]
+        assert (got.text, got.language) == (alone.text, alone.language)
+        assert [(w.word, round(w.start, 3), round(w.end, 3)) for w in got.words] == \
+            [(w.word, round(w.start, 3), round(w.end, 3)) for w in alone.words]

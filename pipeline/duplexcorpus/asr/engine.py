@@ -287,6 +287,19 @@ class WhisperEngine:
                     c.encoding = np.ascontiguousarray(e)
         return encoded
 
+    def rows(self, encoded, idx: list[int], clips: list[Clip]):
+        """The encoder output of clips[idx] (generate/align take one batch at a time): on the CPU the
+        rows of `encoded` (an encoder pass costs a 30 s window per clip, whatever its length), on a
+        GPU the clips encoded again (the output lives in device memory)."""
+        if len(idx) == len(clips):
+            return encoded
+        if self.device != "cpu":
+            return self.encode([clips[i] for i in idx])
+        import ctranslate2
+
+        self._held_rows = np.ascontiguousarray(np.asarray(encoded)[idx])  # the view shares this memory
+        return ctranslate2.StorageView.from_array(self._held_rows)
+
     def detect_languages(self, encoded) -> list[tuple[str, float]]:
         out = []
         for ranking in self.model.model.detect_language(encoded):
@@ -390,7 +403,7 @@ class WhisperEngine:
             return self.model.model.generate(encoded, prompts, **kwargs)
         out = [None] * len(clips)
         for idx in by_len.values():
-            sub = self.encode([clips[i] for i in idx])
+            sub = self.rows(encoded, idx, clips)
             for i, res in zip(idx, self.model.model.generate(sub, [prompts[i] for i in idx], **kwargs)):
                 out[i] = res
         return out
@@ -407,8 +420,7 @@ class WhisperEngine:
             if not idx:
                 continue
             tok = tokenizers[lang]
-            # align needs the encoder output of exactly these clips
-            sub = encoded if len(idx) == len(clips) else self.encode([clips[i] for i in idx])
+            sub = self.rows(encoded, idx, clips)  # align needs the encoder output of exactly these clips
             frames = [max(1, min(3000, len(clips[i].audio) // 160)) for i in idx]
             aligned = self.model.model.align(sub, tok.sot_sequence, [tokens[i] for i in idx], frames)
             for i, res in zip(idx, aligned):
