@@ -69,7 +69,8 @@ class DecrosstalkConfig:
 
     enabled: bool = True
     # fir: a short FIR per 30 s block around a delay within max_lag_ms (the original canceller);
-    # leakpath: per recording and pair, delay up to max_delay_s and a room-length response (leakpath.py)
+    # leakpath: per recording and pair, delay up to max_delay_s and a room-length response (leakpath.py);
+    # hybrid: leakpath for the pairs whose path is confident, fir for the others
     method: str = "fir"
     max_delay_s: float = 0.3  # leakpath: acoustic path up to 100 m, phone echo paths exceed 100 ms
     max_filter_s: float = 0.5  # leakpath: longest response (RT60 up to ~0.8 s, cancelled to about -25 dB)
@@ -92,6 +93,9 @@ class CrosstalkConfig:
     rho2_threshold: float = 0.3  # share of a frame's energy explained by another channel
     dominance_db: float = 20.0  # level-normalised energy lead that alone marks a leak
     min_active_prob: float = 0.35  # the source channel must itself be speaking here
+    # a frame is leak when the leak an estimated path predicts (decrosstalk leakpath/hybrid) carries
+    # at least this share of its energy: 0.5 = more of the other voice than of anything else; 0: off
+    path_share: float = 0.5
     block_seconds: float = 30.0
 
 

@@ -109,6 +109,28 @@ class LeakPath:
         return out
 
 
+def path_confidence(gcc_z: float, holdout_t: float, chunks: int) -> float:
+    """0..1 from the two independent tests of a path; >= APPLY_CONFIDENCE exactly when both pass.
+
+    * GCC-PHAT: the peak's robust z-score over the searched lags. Under no leak the lags are roughly
+      Gaussian and the largest of ~5000 of them lies near z = sqrt(2 ln 5000) ~ 4.1; the score ramps
+      from 4 (chance) to 8 and passes at 6.
+    * held-out covariance: one-sided Student t-test over the chunks (k - 1 degrees of freedom) at
+      the 5 % level -- does the path predict audio it was not fitted on? A fixed t of 5 (the former
+      gate) needs about 0.1 % significance with 7 chunks, so the leak of a 30 s call, which
+      GCC-PHAT finds at z 100-400, was refused; the critical value now follows the chunk count.
+      The score is 0.5 at the critical value and 1 at twice it.
+    """
+    if chunks < 2:
+        return 0.0
+    from scipy.stats import t as student_t
+
+    critical = float(student_t.ppf(0.95, chunks - 1))
+    gcc_part = float(np.clip((gcc_z - 4.0) / 4.0, 0, 1))
+    t_part = float(np.clip(0.5 + (holdout_t - critical) / (2 * critical), 0, 1))
+    return min(gcc_part, t_part)
+
+
 def _none(reason: str, rate: int, **kw) -> LeakPath:
     base = dict(delay_s=0.0, level_db=float("-inf"), filter_taps=0, erle_db=0.0, residual_db=0.0, confidence=0.0,
                 reason=reason, rate=rate)
@@ -365,11 +387,17 @@ def estimate_leak_path(target: np.ndarray, source: np.ndarray, rate: int, max_de
     holdout_t = float(cov.mean() / (cov.std(ddof=1) / np.sqrt(k) + 1e-30)) if k > 1 else 0.0
     erle_db = 10 * np.log10(total / max(err, 1e-30))
     residual_db = 10 * np.log10(max(err, 1e-30) / src_energy)
-    confidence = float(np.clip((holdout_t - 3.0) / 4.0, 0, 1) * np.clip((gcc_z - 4.0) / 4.0, 0, 1))
+    confidence = path_confidence(gcc_z, holdout_t, k)
+    # the leak relative to the target's own speaker (the channels' speech levels taken out): a
+    # channel gain difference of up to 15 dB can make a real leak louder than its source in the
+    # target, but a voice cannot reach another person's microphone louder than that person's own
+    gain_db = _levels.get("level_t_db", 0.0) - _levels.get("level_s_db", 0.0)
+    relative_db = level_db - gain_db
     if confidence < APPLY_CONFIDENCE:
-        reason, applied = f"no leak found (GCC-PHAT z {gcc_z:.1f}, held-out t {holdout_t:.1f})", False
-    elif level_db > max_level_db:
-        reason, applied = f"'leak' at {level_db:.1f} dB is as loud as the source: the same signal, not a leak", False
+        reason, applied = f"no leak found (GCC-PHAT z {gcc_z:.1f}, held-out t {holdout_t:.1f} over {k} chunks)", False
+    elif relative_db > max_level_db:
+        reason, applied = (f"'leak' at {relative_db:.1f} dB of the target's own speech level is as loud as its "
+                           "speaker: the same signal, not a leak"), False
     elif erle_db <= 0:
         reason, applied = "the fitted path does not reduce held-out audio", False
     else:
@@ -527,16 +555,19 @@ def leak_regressor(channels, source: int, target: int, paths: dict) -> np.ndarra
     return cancel_leak(channels[source], channels[target], back)
 
 
-def estimate_leak_paths(channels, rate: int, refine: bool = True, refine_above_db: float = -30.0, **kw) -> dict[tuple[int, int], LeakPath]:
+def estimate_leak_paths(channels, rate: int, refine: bool = True, refine_above_db: float = -30.0,
+                        first: dict | None = None, **kw) -> dict[tuple[int, int], LeakPath]:
     """Every ordered pair (target, source) of a recording's channels (1-D arrays, one clock).
 
     First each pair alone; then, with `refine`, each pair again with the regressor cleaned of the
     reverse leak (`leak_regressor`) where that one was found louder than `refine_above_db` (quieter
-    reverse leaks bias nothing measurable). `cancel_leaks` applies them the same way.
+    reverse leaks bias nothing measurable). `cancel_leaks` applies them the same way. `first`: the
+    first round when the caller already has it (``refine=False`` on the same channels).
     """
     count = len(channels)
-    first = {(t, s): estimate_leak_path(channels[t], channels[s], rate, **kw)
-             for t in range(count) for s in range(count) if t != s}
+    if first is None:
+        first = {(t, s): estimate_leak_path(channels[t], channels[s], rate, **kw)
+                 for t in range(count) for s in range(count) if t != s}
     if not refine:
         return first
     out = {}
