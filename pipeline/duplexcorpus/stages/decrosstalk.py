@@ -119,7 +119,7 @@ class DecrosstalkStage(Stage):
         path_history = np.zeros((channels, 0), np.float32)
         max_lag = int(cfg.max_lag_ms / 1000 * ANALYSIS_RATE)
         history = np.zeros((channels, max_lag + cfg.half_taps + 1), np.float32)
-        report = [{"channel": t, "source_channel": s_, "method": "leakpath", **p.record()} for (t, s_), p in sorted(paths.items())]
+        report = [{"channel": t, "source_channel": s_, **p.record(), "canceller": "leakpath"} for (t, s_), p in sorted(paths.items())]
         observed = [FrameEnergy() for _ in range(channels)]
         predicted = {(c, d): FrameEnergy() for c in range(channels) for d in range(channels) if c != d}
         last_fit: dict[tuple[int, int], tuple[list[int], np.ndarray]] = {}
@@ -165,7 +165,7 @@ class DecrosstalkStage(Stage):
                             if fit is not None:
                                 cleaned[c] = cleaned[c] - predict(block[d], history[d], fit).astype(np.float32)
                                 info["applied"] = True
-                            report.append({"block": b, "channel": c, "source_channel": d, "method": "fir", **info})
+                            report.append({"block": b, "channel": c, "source_channel": d, "canceller": "fir", **info})
                 # only an estimated path's prediction is recorded: the FIR's is fitted per block
                 # within +-max_lag_ms and is no evidence of where a long leak is
                 for k, e in predicted.items():
