@@ -71,7 +71,7 @@ class DecrosstalkConfig:
     # fir: a short FIR per 30 s block around a delay within max_lag_ms (the original canceller);
     # leakpath: per recording and pair, delay up to max_delay_s and a room-length response (leakpath.py);
     # hybrid: leakpath for the pairs whose path is confident, fir for the others
-    method: str = "fir"
+    method: str = "hybrid"
     max_delay_s: float = 0.3  # leakpath: acoustic path up to 100 m, phone echo paths exceed 100 ms
     max_filter_s: float = 0.5  # leakpath: longest response (RT60 up to ~0.8 s, cancelled to about -25 dB)
     estimate_seconds: float = 600.0  # leakpath: paths are estimated on this much of the call's start
