@@ -214,7 +214,9 @@ def test_leak_free_real_call_passes_through():
         cleaned = cancel_leak(audio[target], audio[source], path)
         change = 10 * np.log10(np.mean((cleaned - audio[target]) ** 2) / np.mean(audio[target] ** 2) + 1e-30)
         assert change < -30, (change, path)
-        assert not path.applied and path.confidence < 0.5, path
+        # channel 1 <- 0 has a real GCC-PHAT peak at lag 0 (z 25: a line coupling about 67 dB down)
+        # that the chunk-count t-test lets through; the held-out check (no reduction) refuses it
+        assert not path.applied, path
 
 
 def test_path_confidence_follows_the_chunk_count():

@@ -3,6 +3,7 @@ any delay; the speaker's own speech under the other's leak is not."""
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from duplexcorpus.config import CrosstalkConfig
 from duplexcorpus.stages.crosstalk import attribute, path_share
@@ -55,3 +56,37 @@ def test_path_share_threshold_and_source_activity():
     assert not mask[0, :5].any() and mask[0, 5:8].all() and not mask[0, 8:10].any()
     off = SimpleNamespace(**{**CrosstalkConfig().__dict__, "path_share": 2.0})  # never reached
     assert not attribute(energy_db, rho2, probs, off, share)[0][0].any()
+
+
+@pytest.mark.slow
+def test_loud_reverberant_late_leak_end_to_end(tmp_path):
+    """A generated call (bench/stress/make_stress.py, seed 123: outside the choose and report ranges)
+    with a leak 180 ms late, -11 dB, through a room (RT60 0.4 s), a 9 dB gain difference and little
+    noise (28 dB SNR), the case the +-25 ms attribution kept as IPUs. The whole pipeline (asr off)
+    against the call's exact truth, plain per-channel silero beside it."""
+    import importlib.util
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from duplexcorpus.config import load_workflow
+    from duplexcorpus.evaluate import score_run
+    from duplexcorpus.runner import run
+
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        pytest.skip("needs espeak-ng and sox")
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("make_stress", root / "bench" / "stress" / "make_stress.py")
+    stress = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("make_stress", stress)
+    spec.loader.exec_module(stress)
+    data = tmp_path / "data"
+    stress.render_seed(123, data, leak_delay_ms=180.0, leak_db=-11.0, reverb=True, rt60_s=0.4, snr_db=28.0,
+                       gain_db_ch0=0.0, gain_db_ch1=-9.0, telephone=False, two_file=False)
+    scores = {}
+    for name, overrides in (("pipeline", {"asr.enabled": False}),
+                            ("silero", {"asr.enabled": False, "crosstalk.enabled": False, "decrosstalk.enabled": False})):
+        run(data / "audio", tmp_path / name, load_workflow(None, overrides), executor="local")
+        scores[name] = score_run(tmp_path / name / "tables", data / "truth")["ipu"]["f1"]
+    assert scores["pipeline"] >= 0.9, scores
+    assert scores["pipeline"] >= scores["silero"] + 0.2, scores
