@@ -24,3 +24,28 @@ def test_channel_attribution_counts():
 def test_missed_turn_and_empty_channel():
     r = channel_attribution({0: []}, {0: [(1.0, 3.0)]}, duration=4.0)
     assert r["turn_recall"] == 0.0 and r["precision"] == 1.0 and r["channels"][0]["miss"] == 1.0
+
+
+@pytest.mark.slow
+def test_ami_headsets_attribution_beats_plain_silero(tmp_path, monkeypatch):
+    """The real AMI 4-headset excerpt (bench/bench_ami_attribution.py, human RTTM): the pipeline's IPUs
+    are attributed right more often than plain per-channel silero's, and it finds as many human turns.
+    Measured: precision 0.846 vs 0.686, turn recall 0.786 vs 0.786 (the issue asks 0.95 / 0.90: not met;
+    of the 4 wrong IPUs two are boundaries around sub-0.3 s turns and one is sound on FEE013's own
+    headset at 0-1.7 s that the RTTM does not mark)."""
+    import importlib.util
+    import sys
+
+    from tests.conftest import REALDATA, realdata
+
+    realdata("en_ami_meeting60s_4ch", "mixture.rttm")
+    monkeypatch.setenv("DUPLEXCORPUS_REALDATA", str(REALDATA))
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_ami_attribution", root / "bench" / "bench_ami_attribution.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("bench_ami_attribution", bench)
+    spec.loader.exec_module(bench)
+    r = bench.main(["--work", str(tmp_path)])
+    ours, plain = r["pipeline"], r["silero"]
+    assert ours["precision"] >= 0.8 and ours["precision"] >= plain["precision"] + 0.1, (ours, plain)
+    assert ours["turn_recall"] >= plain["turn_recall"], (ours, plain)

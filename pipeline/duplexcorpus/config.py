@@ -75,7 +75,7 @@ class DecrosstalkConfig:
     max_delay_s: float = 0.3  # leakpath: acoustic path up to 100 m, phone echo paths exceed 100 ms
     max_filter_s: float = 0.5  # leakpath: longest response (RT60 up to ~0.8 s, cancelled to about -25 dB)
     estimate_seconds: float = 600.0  # leakpath: paths are estimated on this much of the call's start
-    min_erle_db: float = 3.0  # leakpath: subtracted where it removes >= half the held-out leak-only energy
+    min_erle_db: float = 1.0  # leakpath: subtracted where it removes >= a fifth of the held-out leak-only energy
     max_lag_ms: float = 25.0  # fir: leak delays searched (acoustic path + track offset)
     half_taps: int = 6  # fir: FIR taps on each side of the leak delay (16 kHz samples)
     select_db: float = 10.0  # fitted where the other channel leads by this much
