@@ -43,10 +43,13 @@ Method (`estimate_leak_path`)
    filter's estimation noise, so it holds for leaks below the noise floor); ``erle_db`` = held-out
    energy before/after cancellation on source-dominant frames; ``residual_db`` = what remains there,
    relative to the source; ``confidence`` combines the GCC-PHAT z-score with a t-test of the held-out
-   covariance over chunks (does the path predict audio it was not fitted on?). A path is applied
-   only when confident, no louder than ``max_level_db`` (a louder "leak" is the same signal twice,
-   not a leak) and improving held-out audio; a leak-free pair (two separate phone lines) therefore
-   comes through unchanged.
+   covariance over chunks (does the path predict audio it was not fitted on?), see `path_confidence`:
+   the t-test's critical value follows the number of chunks, so a 30 s call's leak is not refused
+   for having only 7 chunks. A path is applied only when confident, no louder than ``max_level_db``
+   relative to the *target's own speech level* (the channels' gain difference taken out: a voice
+   never reaches another person's microphone louder than that person's own; a louder "leak" is
+   the same signal twice) and improving held-out audio; a leak-free pair (two separate phone
+   lines) therefore comes through unchanged.
 
 Why least squares and not an adaptive filter (PBFDAF/NLMS, `method="nlms"`): measured in
 ``bench/bench_leakpath.py`` (90 s per condition; both fitted on the same source-dominant frames and

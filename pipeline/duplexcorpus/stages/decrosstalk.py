@@ -13,6 +13,13 @@ copy of the other channel. Per block and per ordered channel pair we
 Fitting only where the other speaker dominates keeps the fit from "explaining" this channel's own
 speech through its echo in the other channel. The output is the analysis signal (16 kHz) for VAD;
 shards keep the original tracks. The fitted gain/delay per block is recorded.
+
+That FIR searches only +-max_lag_ms. With `method: hybrid` (the default) each ordered pair's leak
+path is first estimated per recording (duplexcorpus.leakpath: any delay up to max_delay_s, a
+room-length response); a confident path is subtracted instead of the FIR where its held-out ERLE
+reaches `min_erle_db`, and in every case the energy it predicts per VAD frame is written to
+`leak_energy.npz`, from which the crosstalk stage decides "leak or own speech" at the path's delay.
+`method: leakpath` uses the paths alone (no FIR), `method: fir` the FIR alone (no paths).
 """
 from __future__ import annotations
 
