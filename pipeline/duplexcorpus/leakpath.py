@@ -45,11 +45,11 @@ Method (`estimate_leak_path`)
    relative to the source; ``confidence`` combines the GCC-PHAT z-score with a t-test of the held-out
    covariance over chunks (does the path predict audio it was not fitted on?), see `path_confidence`:
    the t-test's critical value follows the number of chunks, so a 30 s call's leak is not refused
-   for having only 7 chunks. A path is applied only when confident, no louder than ``max_level_db``
-   relative to the *target's own speech level* (the channels' gain difference taken out: a voice
-   never reaches another person's microphone louder than that person's own; a louder "leak" is
-   the same signal twice) and improving held-out audio; a leak-free pair (two separate phone
-   lines) therefore comes through unchanged.
+   for having only 7 chunks. A path is applied only when confident, not "the same signal twice"
+   (louder than ``max_level_db`` while the target never rises ``min_own_rise_db`` above its leak
+   floor: no speaker of its own; the level alone cannot tell, as a channel gain difference of 15 dB
+   makes a real -8 dB leak louder than its source) and improving held-out audio; a leak-free pair
+   (two separate phone lines) therefore comes through unchanged.
 
 Why least squares and not an adaptive filter (PBFDAF/NLMS, `method="nlms"`): measured in
 ``bench/bench_leakpath.py`` (90 s per condition; both fitted on the same source-dominant frames and
@@ -196,7 +196,13 @@ def source_dominant(target: np.ndarray, source: np.ndarray, hop: int, select_db:
     lead = ratio <= (level_t - level_s) - select_db
     near_floor = ratio <= leak_floor + select_db
     sel = active & (lead | near_floor)
-    return sel, {"level_t_db": float(level_t), "level_s_db": float(level_s), "leak_floor_db": float(leak_floor)}
+    # how far the target ever rises above its leak floor (95th percentile of the ratio over frames
+    # where either channel is active): its own speaker's headroom; ~0 dB for a channel that holds
+    # nothing but the other's signal
+    either = active | (et > np.percentile(et, 10) + 10.0)
+    own_rise = float(np.percentile(ratio[either], 95) - leak_floor)
+    return sel, {"level_t_db": float(level_t), "level_s_db": float(level_s), "leak_floor_db": float(leak_floor),
+                 "own_rise_db": own_rise}
 
 
 def _segment(x: np.ndarray, start: int, length: int) -> np.ndarray:
@@ -314,6 +320,7 @@ def estimate_leak_path(target: np.ndarray, source: np.ndarray, rate: int, max_de
                        margin_s: float = 0.005, pre_s: float = 0.001, max_filter_s: float = 0.5,
                        min_filter: int = 32, select_db: float = 8.0, ridge: float = 1e-3, length_share: float = 0.99,
                        chunk_s: float = 4.0, min_dominant_s: float = 3.0, max_level_db: float = -3.0,
+                       min_own_rise_db: float = 8.0,
                        method: str = "ls") -> LeakPath:
     """Estimate the leak of `source` into `target` (1-D arrays, same rate and clock). See the module doc.
 
@@ -391,16 +398,17 @@ def estimate_leak_path(target: np.ndarray, source: np.ndarray, rate: int, max_de
     erle_db = 10 * np.log10(total / max(err, 1e-30))
     residual_db = 10 * np.log10(max(err, 1e-30) / src_energy)
     confidence = path_confidence(gcc_z, holdout_t, k)
-    # the leak relative to the target's own speaker (the channels' speech levels taken out): a
-    # channel gain difference of up to 15 dB can make a real leak louder than its source in the
-    # target, but a voice cannot reach another person's microphone louder than that person's own
-    gain_db = _levels.get("level_t_db", 0.0) - _levels.get("level_s_db", 0.0)
-    relative_db = level_db - gain_db
+    # "the same signal twice" (a duplicated track), not a leak: the target never rises above the
+    # path's floor, i.e. it has no speaker of its own. Not the leak's level: a channel gain
+    # difference of up to 15 dB (or a louder other talker) makes a real leak louder than its source
+    # (min_own_rise_db 8 dB: two people in one room leak at -8 dB at the loudest, so a speaker's own
+    # speech rises at least that far above the other's leak in their own microphone)
+    own_rise = _levels.get("own_rise_db", np.inf)
     if confidence < APPLY_CONFIDENCE:
         reason, applied = f"no leak found (GCC-PHAT z {gcc_z:.1f}, held-out t {holdout_t:.1f} over {k} chunks)", False
-    elif relative_db > max_level_db:
-        reason, applied = (f"'leak' at {relative_db:.1f} dB of the target's own speech level is as loud as its "
-                           "speaker: the same signal, not a leak"), False
+    elif level_db > max_level_db and own_rise < min_own_rise_db:
+        reason, applied = (f"'leak' at {level_db:.1f} dB and the target never rises more than {own_rise:.1f} dB "
+                           "above it: the same signal, not a leak"), False
     elif erle_db <= 0:
         reason, applied = "the fitted path does not reduce held-out audio", False
     else:
