@@ -69,11 +69,13 @@ class DecrosstalkConfig:
 
     enabled: bool = True
     # fir: a short FIR per 30 s block around a delay within max_lag_ms (the original canceller);
-    # leakpath: per recording and pair, delay up to max_delay_s and a room-length response (leakpath.py)
-    method: str = "fir"
+    # leakpath: per recording and pair, delay up to max_delay_s and a room-length response (leakpath.py);
+    # hybrid: leakpath for the pairs whose path is confident, fir for the others
+    method: str = "hybrid"
     max_delay_s: float = 0.3  # leakpath: acoustic path up to 100 m, phone echo paths exceed 100 ms
     max_filter_s: float = 0.5  # leakpath: longest response (RT60 up to ~0.8 s, cancelled to about -25 dB)
     estimate_seconds: float = 600.0  # leakpath: paths are estimated on this much of the call's start
+    min_erle_db: float = 1.0  # leakpath: subtracted where it removes >= a fifth of the held-out leak-only energy
     max_lag_ms: float = 25.0  # fir: leak delays searched (acoustic path + track offset)
     half_taps: int = 6  # fir: FIR taps on each side of the leak delay (16 kHz samples)
     select_db: float = 10.0  # fitted where the other channel leads by this much
@@ -92,6 +94,9 @@ class CrosstalkConfig:
     rho2_threshold: float = 0.3  # share of a frame's energy explained by another channel
     dominance_db: float = 20.0  # level-normalised energy lead that alone marks a leak
     min_active_prob: float = 0.35  # the source channel must itself be speaking here
+    # a frame is leak when the leak an estimated path predicts (decrosstalk leakpath/hybrid) carries
+    # at least this share of its energy: 0.5 = more of the other voice than of anything else; 0: off
+    path_share: float = 0.5
     block_seconds: float = 30.0
 
 

@@ -175,3 +175,47 @@ def score_words(run_tables: str | Path, truth: str | Path, recordings: list[str]
         "backchannel_recall": bc_found / max(bc_total, 1), "backchannel_units": bc_total,
         "error_rate_by_recording": per_rec,
     }
+
+
+# ------------------------------------------------------------------- per-speaker channels vs an RTTM
+def channel_attribution(ipus: dict[int, list[tuple[float, float]]], turns: dict[int, list[tuple[float, float]]],
+                        duration: float, min_turn: float = 0.3, frame_s: float = 0.01) -> dict:
+    """Close-talk channels (one speaker each) against that speaker's reference turns (an RTTM).
+
+    `ipus` / `turns`: channel -> (start, end) list; `turns[c]` are the turns of the speaker whose
+    microphone channel c is. An IPU on channel c is *attributed right* when c's speaker talks for at
+    least half of it (the rest is the other speakers' leak or noise); a human turn of at least
+    `min_turn` seconds is *recalled* when its channel's IPUs cover at least half of it. Frame rates on
+    `frame_s` frames, per channel, as DER components (both over the reference speech time): miss =
+    reference speech outside the channel's IPUs, false alarm = IPU time outside the reference.
+    """
+    n = int(np.ceil(duration / frame_s))
+    centres = (np.arange(n) + 0.5) * frame_s
+
+    def mask(spans):
+        m = np.zeros(n, bool)
+        for s, e in spans:
+            m |= (centres >= s) & (centres < e)
+        return m
+
+    def covered(span, m):
+        sel = (centres >= span[0]) & (centres < span[1])
+        return float(m[sel].mean()) if sel.any() else 0.0
+
+    right = total = found = long_turns = 0
+    per_channel = {}
+    for c in sorted(set(ipus) | set(turns)):
+        ref, hyp = mask(turns.get(c, [])), mask(ipus.get(c, []))
+        for span in ipus.get(c, []):
+            total += 1
+            right += covered(span, ref) >= 0.5
+        for span in turns.get(c, []):
+            if span[1] - span[0] >= min_turn:
+                long_turns += 1
+                found += covered(span, hyp) >= 0.5
+        speech = max(int(ref.sum()), 1)
+        per_channel[c] = {"miss": float((ref & ~hyp).sum() / speech), "false_alarm": float((hyp & ~ref).sum() / speech),
+                          "ipus": len(ipus.get(c, [])), "turns": len(turns.get(c, []))}
+    return {"precision": right / total if total else 1.0, "ipus": total, "ipus_right": right,
+            "turn_recall": found / long_turns if long_turns else 1.0, "turns": long_turns, "turns_found": found,
+            "channels": per_channel}

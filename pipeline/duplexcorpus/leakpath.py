@@ -43,10 +43,13 @@ Method (`estimate_leak_path`)
    filter's estimation noise, so it holds for leaks below the noise floor); ``erle_db`` = held-out
    energy before/after cancellation on source-dominant frames; ``residual_db`` = what remains there,
    relative to the source; ``confidence`` combines the GCC-PHAT z-score with a t-test of the held-out
-   covariance over chunks (does the path predict audio it was not fitted on?). A path is applied
-   only when confident, no louder than ``max_level_db`` (a louder "leak" is the same signal twice,
-   not a leak) and improving held-out audio; a leak-free pair (two separate phone lines) therefore
-   comes through unchanged.
+   covariance over chunks (does the path predict audio it was not fitted on?), see `path_confidence`:
+   the t-test's critical value follows the number of chunks, so a 30 s call's leak is not refused
+   for having only 7 chunks. A path is applied only when confident, not "the same signal twice"
+   (louder than ``max_level_db`` while the target never rises ``min_own_rise_db`` above its leak
+   floor: no speaker of its own; the level alone cannot tell, as a channel gain difference of 15 dB
+   makes a real -8 dB leak louder than its source) and improving held-out audio; a leak-free pair
+   (two separate phone lines) therefore comes through unchanged.
 
 Why least squares and not an adaptive filter (PBFDAF/NLMS, `method="nlms"`): measured in
 ``bench/bench_leakpath.py`` (90 s per condition; both fitted on the same source-dominant frames and
@@ -107,6 +110,28 @@ class LeakPath:
                 out[k] = round(v, 4) if np.isfinite(v) else None
         out["filter_ms"] = round(1000 * self.filter_s, 1)
         return out
+
+
+def path_confidence(gcc_z: float, holdout_t: float, chunks: int) -> float:
+    """0..1 from the two independent tests of a path; >= APPLY_CONFIDENCE exactly when both pass.
+
+    * GCC-PHAT: the peak's robust z-score over the searched lags. Under no leak the lags are roughly
+      Gaussian and the largest of ~5000 of them lies near z = sqrt(2 ln 5000) ~ 4.1; the score ramps
+      from 4 (chance) to 8 and passes at 6.
+    * held-out covariance: one-sided Student t-test over the chunks (k - 1 degrees of freedom) at
+      the 5 % level -- does the path predict audio it was not fitted on? A fixed t of 5 (the former
+      gate) needs about 0.1 % significance with 7 chunks, so the leak of a 30 s call, which
+      GCC-PHAT finds at z 100-400, was refused; the critical value now follows the chunk count.
+      The score is 0.5 at the critical value and 1 at twice it.
+    """
+    if chunks < 2:
+        return 0.0
+    from scipy.stats import t as student_t
+
+    critical = float(student_t.ppf(0.95, chunks - 1))
+    gcc_part = float(np.clip((gcc_z - 4.0) / 4.0, 0, 1))
+    t_part = float(np.clip(0.5 + (holdout_t - critical) / (2 * critical), 0, 1))
+    return min(gcc_part, t_part)
 
 
 def _none(reason: str, rate: int, **kw) -> LeakPath:
@@ -171,7 +196,13 @@ def source_dominant(target: np.ndarray, source: np.ndarray, hop: int, select_db:
     lead = ratio <= (level_t - level_s) - select_db
     near_floor = ratio <= leak_floor + select_db
     sel = active & (lead | near_floor)
-    return sel, {"level_t_db": float(level_t), "level_s_db": float(level_s), "leak_floor_db": float(leak_floor)}
+    # how far the target ever rises above its leak floor (95th percentile of the ratio over frames
+    # where either channel is active): its own speaker's headroom; ~0 dB for a channel that holds
+    # nothing but the other's signal
+    either = active | (et > np.percentile(et, 10) + 10.0)
+    own_rise = float(np.percentile(ratio[either], 95) - leak_floor)
+    return sel, {"level_t_db": float(level_t), "level_s_db": float(level_s), "leak_floor_db": float(leak_floor),
+                 "own_rise_db": own_rise}
 
 
 def _segment(x: np.ndarray, start: int, length: int) -> np.ndarray:
@@ -289,6 +320,7 @@ def estimate_leak_path(target: np.ndarray, source: np.ndarray, rate: int, max_de
                        margin_s: float = 0.005, pre_s: float = 0.001, max_filter_s: float = 0.5,
                        min_filter: int = 32, select_db: float = 8.0, ridge: float = 1e-3, length_share: float = 0.99,
                        chunk_s: float = 4.0, min_dominant_s: float = 3.0, max_level_db: float = -3.0,
+                       min_own_rise_db: float = 8.0,
                        method: str = "ls") -> LeakPath:
     """Estimate the leak of `source` into `target` (1-D arrays, same rate and clock). See the module doc.
 
@@ -365,11 +397,18 @@ def estimate_leak_path(target: np.ndarray, source: np.ndarray, rate: int, max_de
     holdout_t = float(cov.mean() / (cov.std(ddof=1) / np.sqrt(k) + 1e-30)) if k > 1 else 0.0
     erle_db = 10 * np.log10(total / max(err, 1e-30))
     residual_db = 10 * np.log10(max(err, 1e-30) / src_energy)
-    confidence = float(np.clip((holdout_t - 3.0) / 4.0, 0, 1) * np.clip((gcc_z - 4.0) / 4.0, 0, 1))
+    confidence = path_confidence(gcc_z, holdout_t, k)
+    # "the same signal twice" (a duplicated track), not a leak: the target never rises above the
+    # path's floor, i.e. it has no speaker of its own. Not the leak's level: a channel gain
+    # difference of up to 15 dB (or a louder other talker) makes a real leak louder than its source
+    # (min_own_rise_db 8 dB: two people in one room leak at -8 dB at the loudest, so a speaker's own
+    # speech rises at least that far above the other's leak in their own microphone)
+    own_rise = _levels.get("own_rise_db", np.inf)
     if confidence < APPLY_CONFIDENCE:
-        reason, applied = f"no leak found (GCC-PHAT z {gcc_z:.1f}, held-out t {holdout_t:.1f})", False
-    elif level_db > max_level_db:
-        reason, applied = f"'leak' at {level_db:.1f} dB is as loud as the source: the same signal, not a leak", False
+        reason, applied = f"no leak found (GCC-PHAT z {gcc_z:.1f}, held-out t {holdout_t:.1f} over {k} chunks)", False
+    elif level_db > max_level_db and own_rise < min_own_rise_db:
+        reason, applied = (f"'leak' at {level_db:.1f} dB and the target never rises more than {own_rise:.1f} dB "
+                           "above it: the same signal, not a leak"), False
     elif erle_db <= 0:
         reason, applied = "the fitted path does not reduce held-out audio", False
     else:
@@ -527,16 +566,19 @@ def leak_regressor(channels, source: int, target: int, paths: dict) -> np.ndarra
     return cancel_leak(channels[source], channels[target], back)
 
 
-def estimate_leak_paths(channels, rate: int, refine: bool = True, refine_above_db: float = -30.0, **kw) -> dict[tuple[int, int], LeakPath]:
+def estimate_leak_paths(channels, rate: int, refine: bool = True, refine_above_db: float = -30.0,
+                        first: dict | None = None, **kw) -> dict[tuple[int, int], LeakPath]:
     """Every ordered pair (target, source) of a recording's channels (1-D arrays, one clock).
 
     First each pair alone; then, with `refine`, each pair again with the regressor cleaned of the
     reverse leak (`leak_regressor`) where that one was found louder than `refine_above_db` (quieter
-    reverse leaks bias nothing measurable). `cancel_leaks` applies them the same way.
+    reverse leaks bias nothing measurable). `cancel_leaks` applies them the same way. `first`: the
+    first round when the caller already has it (``refine=False`` on the same channels).
     """
     count = len(channels)
-    first = {(t, s): estimate_leak_path(channels[t], channels[s], rate, **kw)
-             for t in range(count) for s in range(count) if t != s}
+    if first is None:
+        first = {(t, s): estimate_leak_path(channels[t], channels[s], rate, **kw)
+                 for t in range(count) for s in range(count) if t != s}
     if not refine:
         return first
     out = {}

@@ -10,7 +10,9 @@ detected as speech there: the classic source of phantom backchannels and phantom
   - the level-normalised energy lead of the other channel (each channel's speech level estimated
     separately, which removes gain mismatches between channels).
 A frame of channel c is leak from d when d is itself speaking there and either rho^2 >= threshold
-with d louder, or d leads by `dominance_db` after level normalisation.
+with d louder, or d leads by `dominance_db` after level normalisation, or -- where the leak
+canceller estimated a path from d into c (decrosstalk.method leakpath / hybrid) -- the leak that path
+predicts carries at least `path_share` of the frame's energy (any delay the path has).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import numpy as np
 from duplexcorpus.audio import ChannelStream, frame_energy_db
 from duplexcorpus.frames import FRAME_RATE
 from duplexcorpus.stages.base import Output, Stage, WorkItem
+from duplexcorpus.stages.decrosstalk import DecrosstalkStage
 from duplexcorpus.stages.tracks import TracksStage
 from duplexcorpus.stages.vad import VadStage
 
@@ -100,8 +103,26 @@ def speech_level(energy_db: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return np.asarray(levels)
 
 
-def attribute(energy_db: np.ndarray, rho2: np.ndarray, probs: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Leak mask (C, F), source channel (C, F; -1 = none) and evidence rho^2 (C, F)."""
+def path_share(observed: np.ndarray, predicted: np.ndarray, frames: int) -> np.ndarray:
+    """Per ordered pair and frame, the share of channel c's energy that the leak predicted from d
+    through their estimated path carries: predicted[c, d] / observed[c] (0 where no path), (C, C, F)
+    on `frames` frames (the leak canceller's frames may end a frame early or late)."""
+    channels = observed.shape[0]
+    share = np.zeros((channels, channels, frames), np.float32)
+    n = min(frames, observed.shape[1], predicted.shape[2])
+    if n:
+        share[:, :, :n] = predicted[:, :, :n] / (observed[:, None, :n] + 1e-12)
+    return share
+
+
+def attribute(energy_db: np.ndarray, rho2: np.ndarray, probs: np.ndarray, cfg,
+              share: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Leak mask (C, F), source channel (C, F; -1 = none) and evidence (C, F: rho^2, or the path's
+    share of the frame's energy where that decided).
+
+    `share` (C, C, F, from `path_share`): where a leak path was estimated, a frame whose energy is at
+    least `path_share` (one half) the leak that path predicts is leak: the other speaker's voice
+    carries most of it, whatever the delay (the +-max_lag_ms correlation sees no leak later than that)."""
     channels, frames = probs.shape
     energy_db, rho2 = energy_db[:, :frames], rho2[:, :, :frames]
     if energy_db.shape[1] < frames:  # the tracks may end a frame early
@@ -119,18 +140,20 @@ def attribute(energy_db: np.ndarray, rho2: np.ndarray, probs: np.ndarray, cfg) -
             source_active = probs[d] >= cfg.min_active_prob
             correlated = (rho2[c, d] >= cfg.rho2_threshold) & (energy_db[d] > energy_db[c])
             dominated = (norm[d] - norm[c]) >= cfg.dominance_db
-            leak = source_active & (correlated | dominated) & ~mask[c]
+            explained = share[c, d] >= cfg.path_share if share is not None else np.zeros(frames, bool)
+            leak = source_active & (correlated | dominated | explained) & ~mask[c]
             mask[c] |= leak
             source[c][leak] = d
-            evidence[c] = np.maximum(evidence[c], np.where(leak, rho2[c, d], 0))
+            ev = np.maximum(rho2[c, d], np.minimum(share[c, d], 1.0)) if share is not None else rho2[c, d]
+            evidence[c] = np.maximum(evidence[c], np.where(leak, ev, 0))
     return mask, source, evidence
 
 
 class CrosstalkStage(Stage):
     name = "crosstalk"
-    version = "1"
+    version = "2"
     config_section = "crosstalk"
-    reads = ("tracks", "vad")
+    reads = ("tracks", "decrosstalk", "vad")
     LEAK = Output("crosstalk.npz", read=np.load,
                   description="per 31.25 Hz frame: mask (leak), source channel, evidence, energy_db")
 
@@ -144,8 +167,13 @@ class CrosstalkStage(Stage):
             return
         rate = self.workflow.tracks.sample_rate
         energy_db, rho2 = leak_features(str(item.path(TracksStage.AUDIO)), channels, rate, self.cfg)
-        mask, source, evidence = attribute(energy_db, rho2, probs, self.cfg)
         frames = probs.shape[1]
+        share = None
+        if self.cfg.path_share > 0:
+            leak_energy = item.read(DecrosstalkStage.LEAK_ENERGY)
+            if leak_energy["predicted"].any():
+                share = path_share(leak_energy["observed"], leak_energy["predicted"], frames)
+        mask, source, evidence = attribute(energy_db, rho2, probs, self.cfg, share)
         energy_db = np.pad(energy_db, ((0, 0), (0, max(0, frames - energy_db.shape[1]))), constant_values=-120.0)
         np.savez_compressed(out_dir / self.LEAK.file, mask=mask, source=source, evidence=evidence,
                             energy_db=energy_db[:, :frames].astype(np.float32))

@@ -13,6 +13,13 @@ copy of the other channel. Per block and per ordered channel pair we
 Fitting only where the other speaker dominates keeps the fit from "explaining" this channel's own
 speech through its echo in the other channel. The output is the analysis signal (16 kHz) for VAD;
 shards keep the original tracks. The fitted gain/delay per block is recorded.
+
+That FIR searches only +-max_lag_ms. With `method: hybrid` (the default) each ordered pair's leak
+path is first estimated per recording (duplexcorpus.leakpath: any delay up to max_delay_s, a
+room-length response); a confident path is subtracted instead of the FIR where its held-out ERLE
+reaches `min_erle_db`, and in every case the energy it predicts per VAD frame is written to
+`leak_energy.npz`, from which the crosstalk stage decides "leak or own speech" at the path's delay.
+`method: leakpath` uses the paths alone (no FIR), `method: fir` the FIR alone (no paths).
 """
 from __future__ import annotations
 
@@ -71,35 +78,90 @@ def predict(source: np.ndarray, history: np.ndarray, fit: tuple[list[int], np.nd
     return sum(c * _lagged(source, history, k) for k, c in zip(taps, coef))
 
 
+class FrameEnergy:
+    """Mean-square energy per HOP-sample frame (the VAD grid) of a signal fed in blocks of any size."""
+
+    def __init__(self):
+        self.rest = np.zeros(0, np.float64)
+        self.frames: list[np.ndarray] = []
+
+    def push(self, x: np.ndarray) -> None:
+        x = np.concatenate([self.rest, np.asarray(x, np.float64)])
+        n = len(x) // HOP
+        if n:
+            self.frames.append(np.mean(x[: n * HOP].reshape(n, HOP) ** 2, axis=1))
+        self.rest = x[n * HOP:]
+
+    def values(self) -> np.ndarray:
+        return np.concatenate(self.frames) if self.frames else np.zeros(0)
+
+
 class DecrosstalkStage(Stage):
     name = "decrosstalk"
-    version = "3"
+    version = "4"
     config_section = "decrosstalk"
     reads = ("tracks",)
     ANALYSIS = Output("analysis.flac", description="16 kHz analysis signal, leaks subtracted (VAD, attribution and ASR read it)")
     LEAKS = Output("leaks.json", read=lambda p: json.loads(p.read_text()), description="the fit per block and channel pair")
+    LEAK_ENERGY = Output("leak_energy.npz", read=np.load,
+                         description="per 32 ms VAD frame: each channel's energy before cancellation (observed, C x F) "
+                                     "and the energy of the leak an estimated path predicts from each other channel "
+                                     "(predicted, C x C x F; zero where no path was applied)")
 
     def process(self, item: WorkItem, out_dir: Path) -> None:
-        if self.cfg.method == "leakpath" and self.cfg.enabled and item.rec().num_channels > 1:
-            return self.process_leakpath(item, out_dir)
+        """Per 30 s block and ordered pair (target c, source d): with `method` leakpath or hybrid, the
+        pair's path estimated per recording (duplexcorpus.leakpath) is subtracted where it was applied;
+        the short FIR fitted per block (`fit_leak`) handles the other pairs (method fir: all pairs;
+        hybrid: the pairs whose path was not confident; leakpath: none)."""
         cfg = self.cfg
         channels = item.rec().num_channels
+        path = str(item.path(TracksStage.AUDIO))
+        use_paths = cfg.enabled and channels > 1 and cfg.method in ("leakpath", "hybrid")
+        use_fir = cfg.method in ("fir", "hybrid")
+        if cfg.method not in ("fir", "leakpath", "hybrid"):
+            raise ValueError(f"decrosstalk.method must be fir, leakpath or hybrid, not {cfg.method!r}")
+        paths, first = (self.estimate_paths(path, channels) if use_paths else ({}, {}))
+        applied = {k for k, p in paths.items() if p.applied}
+        # a confident path always predicts the leak's energy (for the attribution); it is subtracted
+        # only where it removes at least half of what the target holds while only the source talks
+        # (held-out ERLE >= min_erle_db = 3 dB): a weaker cancellation changes nothing VAD could use,
+        # but perturbs the signal (on the AMI headsets, 0.4 dB paths sent silero's state into
+        # minutes of near-zero speech probability); those pairs go to the FIR as before
+        subtract = {k for k in applied if paths[k].erle_db >= cfg.min_erle_db}
+        context = int((cfg.max_delay_s + cfg.max_filter_s + 0.05) * ANALYSIS_RATE) if applied else 0
+        path_history = np.zeros((channels, 0), np.float32)
         max_lag = int(cfg.max_lag_ms / 1000 * ANALYSIS_RATE)
         history = np.zeros((channels, max_lag + cfg.half_taps + 1), np.float32)
-        report = []
+        report = [{"channel": t, "source_channel": s_, **p.record(), "canceller": "leakpath"} for (t, s_), p in sorted(paths.items())]
+        observed = [FrameEnergy() for _ in range(channels)]
+        predicted = {(c, d): FrameEnergy() for c in range(channels) for d in range(channels) if c != d}
         last_fit: dict[tuple[int, int], tuple[list[int], np.ndarray]] = {}
-        stream = ChannelStream([(str(item.path(TracksStage.AUDIO)), c) for c in range(channels)], ANALYSIS_RATE, cfg.block_seconds)
+        stream = ChannelStream([(path, c) for c in range(channels)], ANALYSIS_RATE, cfg.block_seconds)
         with sf.SoundFile(out_dir / self.ANALYSIS.file, "w", samplerate=ANALYSIS_RATE, channels=channels,
                           format="FLAC", subtype="PCM_24") as out:
             for b, block in enumerate(stream.blocks()):
                 cleaned = block.copy()
-                if cfg.enabled and channels > 1 and block.shape[1] >= HOP:
+                for c in range(channels):
+                    observed[c].push(block[c])
+                leak_now = {k: np.zeros(block.shape[1], np.float32) for k in predicted}
+                if applied:
+                    from duplexcorpus.leakpath import cancel_leak, leak_regressor
+
+                    x = np.concatenate([path_history, block], axis=1)
+                    h0 = path_history.shape[1]
+                    for t, s_ in sorted(applied):
+                        y = cancel_leak(x[t], leak_regressor(x, s_, t, first), paths[(t, s_)])
+                        leak_now[(t, s_)] = (x[t] - y)[h0:].astype(np.float32)
+                        if (t, s_) in subtract:
+                            cleaned[t] = cleaned[t] - leak_now[(t, s_)]
+                    path_history = x[:, -context:]
+                if use_fir and cfg.enabled and channels > 1 and block.shape[1] >= HOP:
                     energy = frame_energy_db(block, HOP)
                     level = np.percentile(energy, 90, axis=1, keepdims=True)
                     norm = energy - level
                     for c in range(channels):
                         for d in range(channels):
-                            if c == d:
+                            if c == d or (c, d) in subtract:
                                 continue
                             lead = np.repeat((norm[d] - norm[c]) >= cfg.select_db, HOP)
                             select = np.zeros(block.shape[1], np.float32)
@@ -117,57 +179,39 @@ class DecrosstalkStage(Stage):
                             if fit is not None:
                                 cleaned[c] = cleaned[c] - predict(block[d], history[d], fit).astype(np.float32)
                                 info["applied"] = True
-                            report.append({"block": b, "channel": c, "source_channel": d, **info})
+                            report.append({"block": b, "channel": c, "source_channel": d, "canceller": "fir", **info})
+                # only an estimated path's prediction is recorded: the FIR's is fitted per block
+                # within +-max_lag_ms and is no evidence of where a long leak is
+                for k, e in predicted.items():
+                    e.push(leak_now[k])
                 history = np.concatenate([history, block], axis=1)[:, -history.shape[1]:]
                 out.write(cleaned.T)
         write_json(out_dir / self.LEAKS.file, report)
+        obs = [e.values() for e in observed]
+        frames = min((len(v) for v in obs), default=0)
+        pred = np.zeros((channels, channels, frames), np.float32)
+        for (c, d), e in predicted.items():
+            pred[c, d] = e.values()[:frames]
+        np.savez_compressed(out_dir / self.LEAK_ENERGY.file, observed=np.stack([v[:frames] for v in obs]).astype(np.float32)
+                            if channels else np.zeros((0, 0), np.float32), predicted=pred)
 
-    # -- the long-path canceller (duplexcorpus.leakpath) ------------------------------------------------
-    def process_leakpath(self, item: WorkItem, out_dir: Path) -> None:
-        """Leak paths estimated per recording and ordered channel pair (GCC-PHAT delay up to
-        `max_delay_s`, a least-squares response long enough for a room), then cancelled chunk by chunk.
-
-        Paths are estimated on the first `estimate_seconds` of the call (memory stays bounded; a
-        phone call's leak path is stable) and applied to all of it; each chunk is cancelled with
-        enough of the sources' past in front of it that the filter sees exactly what it would in
-        one pass. What was estimated goes to leaks.json, one record per pair."""
-        from duplexcorpus.leakpath import cancel_leak, estimate_leak_paths, leak_regressor
+    def estimate_paths(self, path: str, channels: int) -> tuple[dict, dict]:
+        """Leak paths per ordered pair (GCC-PHAT delay up to `max_delay_s`, a least-squares response
+        long enough for a room; duplexcorpus.leakpath), estimated on the first `estimate_seconds` of
+        the call (memory stays bounded; a call's leak path is stable) and applied to all of it.
+        Returns the refined paths and the first-round ones (which clean the regressors)."""
+        from duplexcorpus.leakpath import estimate_leak_paths
 
         cfg = self.cfg
-        path = str(item.path(TracksStage.AUDIO))
-        channels = item.rec().num_channels
-
-        def read(start: int, stop: int) -> np.ndarray:
-            blocks = ChannelStream([(path, c) for c in range(channels)], ANALYSIS_RATE, cfg.block_seconds).blocks()
-            out, seen = [], 0
-            for block in blocks:  # streaming resampler: read from the start, keep [start, stop)
-                lo, hi = max(start - seen, 0), min(stop - seen, block.shape[1])
-                if hi > lo:
-                    out.append(block[:, lo:hi])
-                seen += block.shape[1]
-                if seen >= stop:
-                    break
-            return np.concatenate(out, axis=1) if out else np.zeros((channels, 0), np.float32)
-
-        head = read(0, int(cfg.estimate_seconds * ANALYSIS_RATE))
+        stop = int(cfg.estimate_seconds * ANALYSIS_RATE)
+        parts, seen = [], 0
+        for block in ChannelStream([(path, c) for c in range(channels)], ANALYSIS_RATE, cfg.block_seconds).blocks():
+            parts.append(block[:, : max(0, stop - seen)])
+            seen += block.shape[1]
+            if seen >= stop:
+                break
+        head = np.concatenate(parts, axis=1) if parts else np.zeros((channels, 0), np.float32)
         kw = dict(max_delay_s=cfg.max_delay_s, max_filter_s=cfg.max_filter_s, select_db=cfg.select_db)
-        first = {k: v for k, v in estimate_leak_paths(list(head), ANALYSIS_RATE, refine=False, **kw).items()}
-        paths = estimate_leak_paths(list(head), ANALYSIS_RATE, **kw) if any(p.applied for p in first.values()) else first
-        del head
-        context = int((cfg.max_delay_s + cfg.max_filter_s + 0.05) * ANALYSIS_RATE)
-        with sf.SoundFile(out_dir / self.ANALYSIS.file, "w", samplerate=ANALYSIS_RATE, channels=channels,
-                          format="FLAC", subtype="PCM_24") as out:
-            history = np.zeros((channels, 0), np.float32)
-            for block in ChannelStream([(path, c) for c in range(channels)], ANALYSIS_RATE, cfg.block_seconds * 10).blocks():
-                x = np.concatenate([history, block], axis=1)
-                cleaned = []
-                for t in range(channels):
-                    y = x[t]
-                    for s_ in range(channels):
-                        if s_ != t and paths[(t, s_)].applied:
-                            y = cancel_leak(y, leak_regressor(x, s_, t, first), paths[(t, s_)])
-                    cleaned.append(y[history.shape[1]:])
-                out.write(np.stack(cleaned).T.astype(np.float32))
-                history = x[:, -context:]
-        write_json(out_dir / self.LEAKS.file, [{"channel": t, "source_channel": s_, "method": "leakpath", **p.record()}
-                                               for (t, s_), p in sorted(paths.items())])
+        first = estimate_leak_paths(list(head), ANALYSIS_RATE, refine=False, **kw)
+        paths = estimate_leak_paths(list(head), ANALYSIS_RATE, first=first, **kw) if any(p.applied for p in first.values()) else first
+        return paths, first

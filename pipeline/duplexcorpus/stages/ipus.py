@@ -8,7 +8,7 @@
    already removed the bulk of the leak before VAD, and short mid-IPU "leak" frames under loud
    overlap are more often soft own speech;
 4. boundaries snap to the channel's 8 ms energy envelope (VAD frames are 32 ms), within a small
-   range, and the bridge rule is applied again to the snapped boundaries.
+   range and never into frames attributed to leak, and the bridge rule is applied again to the snapped boundaries.
 Suppressed stretches are reported as `crosstalk` events, so nothing disappears unexplained.
 """
 from __future__ import annotations
@@ -67,18 +67,23 @@ def fine_energy(path: str, channels: int, rate: int) -> np.ndarray:
     return np.concatenate(parts, axis=1) if parts else np.zeros((channels, 0))
 
 
-def snap(t: float, energy: np.ndarray, threshold: float, rng: float, is_start: bool) -> float:
-    """Move a boundary to where the envelope crosses `threshold`, at most `rng` seconds away."""
+def snap(t: float, energy: np.ndarray, threshold: float, rng: float, is_start: bool,
+         blocked: np.ndarray | None = None) -> float:
+    """Move a boundary to where the envelope crosses `threshold`, at most `rng` seconds away.
+
+    `blocked` (same grid as `energy`): frames attributed to another channel's leak; a boundary is
+    never extended into them (a loud leak is "still loud" but not this speaker)."""
     i = int(round(t / FINE_HOP_S))
     k = int(round(rng / FINE_HOP_S))
     n = len(energy)
     if n == 0:
         return t
     i = min(max(i, 0), n - 1)
+    free = (lambda j: not blocked[j]) if blocked is not None and len(blocked) >= n else (lambda j: True)
     if is_start:
         j = i
         if energy[i] >= threshold:  # extend earlier while still loud
-            while j > max(0, i - k) and energy[j - 1] >= threshold:
+            while j > max(0, i - k) and energy[j - 1] >= threshold and free(j - 1):
                 j -= 1
         else:  # started early: move to the first loud frame
             while j < min(n - 1, i + k) and energy[j] < threshold:
@@ -88,7 +93,7 @@ def snap(t: float, energy: np.ndarray, threshold: float, rng: float, is_start: b
         return j * FINE_HOP_S
     j = min(i, n - 1)
     if j > 0 and energy[j - 1] >= threshold:  # extend later while still loud
-        while j < min(n, i + k) and energy[j] >= threshold:
+        while j < min(n, i + k) and energy[j] >= threshold and free(j):
             j += 1
     else:  # ended late: move back to the last loud frame
         while j > max(0, i - k) and energy[j - 1] < threshold:
@@ -100,7 +105,7 @@ def snap(t: float, energy: np.ndarray, threshold: float, rng: float, is_start: b
 
 class IpuStage(Stage):
     name = "ipus"
-    version = "4"
+    version = "5"
     config_section = "ipu"
     reads = ("tracks", "vad", "crosstalk")
     SEGMENTS = Output("segments.json", read=load_segments, description="IPUs (Segment records)")
@@ -125,6 +130,11 @@ class IpuStage(Stage):
                     long_leak[s:e] = True
             spans = bridge(runs(hyst & ~long_leak), gap)
             floor = np.percentile(fine[c], 10) if fine is not None and fine.shape[1] else None
+            # the leak mask on the 8 ms grid (a VAD frame is 32 ms = 4 fine frames)
+            per = int(round(1 / FRAME_RATE / FINE_HOP_S))
+            blocked = np.repeat(mask[c], per)[: fine.shape[1]] if floor is not None else None
+            if blocked is not None and len(blocked) < fine.shape[1]:
+                blocked = np.pad(blocked, (0, fine.shape[1] - len(blocked)))
             placed: list[tuple[float, float, int, int]] = []
             for s, e in spans:
                 speech = hyst[s:e].sum()
@@ -142,8 +152,8 @@ class IpuStage(Stage):
                 start, end = s / FRAME_RATE, e / FRAME_RATE
                 if floor is not None:
                     thr = floor + cfg.refine_floor_db
-                    start = snap(start, fine[c], thr, cfg.refine_range, True)
-                    end = snap(end, fine[c], thr, cfg.refine_range, False)
+                    start = snap(start, fine[c], thr, cfg.refine_range, True, blocked)
+                    end = snap(end, fine[c], thr, cfg.refine_range, False, blocked)
                 if placed and start - placed[-1][1] < cfg.bridge:
                     # the snapped (8 ms) silence is shorter than the bridge: one IPU after all
                     start, s = placed[-1][0], placed[-1][2]
