@@ -144,6 +144,9 @@ class DiarizationConfig:
     overlapped_segments: bool = True
     device: str = "auto"  # auto (cuda when present) | cpu | cuda
     batch_size: int = execution(32)
+    # torch threads per worker; CAM++ runs one window at a time, and on a shared or loaded CPU a
+    # second thread makes it several times slower (threads wait on each other), not faster
+    threads: int = execution(1)
 
 
 @dataclass(frozen=True)

@@ -207,7 +207,11 @@ class DiarizeStage(Stage):
 
     def _load(self):
         if getattr(self, "diarizer", None) is None:
+            import torch
+
             from duplexcorpus.diarize.pipeline import Diarizer
+
+            torch.set_num_threads(self.cfg.threads)
 
             cfg = self.cfg
             kw = dict(threshold=cfg.threshold, min_cluster_size=cfg.min_cluster_size, step=cfg.step,
