@@ -4,7 +4,7 @@ beside a plain baseline without pyannote's segmentation (silero VAD speech, 1.5 
 agglomerative clustering; no overlap). DER by pyannote.metrics: no collar with overlap scored, and
 a 0.25 s collar. The data_samples mono mix has no per-speaker truth: speaker count and speed only.
 
-    .venv/bin/python bench/bench_diarization.py [--set threshold=0.7 --set step=0.1] [--no-baseline]
+    .venv/bin/python bench/bench_diarization.py [--set threshold=0.7 --set step=0.1 --set threads=2] [--no-baseline]
 
 Columns: DER with its components (missed, false alarm, confusion: shares of reference speech that
 sum to the DER), DER with a 0.25 s collar, speakers found, x real time by the wall clock and by the
@@ -129,13 +129,18 @@ def main() -> None:
     args = ap.parse_args()
     from duplexcorpus.config import DiarizationConfig
 
+    from duplexcorpus.stages.diarize import DiarizeStage
+
     cfg = DiarizationConfig()
-    opts = dict(threshold=cfg.threshold, min_cluster_size=cfg.min_cluster_size, step=cfg.step,
-                embedding_max_seconds=cfg.embedding_max_seconds, exclude_overlap=cfg.exclude_overlap)
+    opts = DiarizeStage.embedded_options(cfg)
+    opts["threads"] = cfg.threads  # torch threads (not a pipeline option; applied below)
     for kv in args.set:
         k, v = kv.split("=", 1)
         opts[k] = (v.lower() in ("1", "true", "yes")) if isinstance(opts.get(k), bool) else \
             type(opts[k])(v) if k in opts else v
+    import torch
+
+    torch.set_num_threads(opts.pop("threads"))
     systems = {"pipeline": Diarizer(device="cpu", **opts)}
     if not args.no_baseline:
         systems["baseline"] = Baseline()

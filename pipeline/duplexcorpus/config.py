@@ -138,6 +138,9 @@ class DiarizationConfig:
     # speaker-diarization-3.1 does the same); a window with too little such speech uses all its frames
     exclude_overlap: bool = False
     embedding_max_seconds: float = 0.0  # embedded: CAM++ hears at most this much of a speaker per window (0 = all)
+    # embedded: a window's local speakers go to different clusters (Hungarian assignment, pyannote's
+    # `constrained_assignment`); unconstrained, two voices one window separates may share a centroid
+    constrained_assignment: bool = True
     min_piece: float = 0.3  # an IPU is split where the speaker changes; pieces shorter than this (s) merge
     # a speaker's speech under another's piece of a shared-channel IPU (>= min_piece) becomes a segment
     # of its own (attributes.overlapped), so overlaps and backchannels survive diarization

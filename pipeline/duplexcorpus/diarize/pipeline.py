@@ -54,7 +54,7 @@ def resolve_device(requested: str = "auto"):
 def embedded_pipeline(threshold: float = 0.65, min_cluster_size: int = 12, min_duration_off: float = 0.0,
                       step: float = 0.5, device: str = "auto", batch_size: int = 32,
                       embedding_max_seconds: float = 0.0, exclude_overlap: bool = False,
-                      constrained_assignment: bool = False):
+                      constrained_assignment: bool = True):
     """The offline default: segmentation-3.0 + CAM++ + agglomerative clustering."""
     from pyannote.audio.pipelines import speaker_diarization as sd
 
