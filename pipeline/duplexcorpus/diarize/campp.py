@@ -6,11 +6,13 @@ mean-normalised per segment, and embedded. Segments shorter than `min_num_sample
 skips them in clustering).
 
 On CPU the network runs in onnxruntime: the torch module is exported to ONNX in memory when the
-embedding is built (about 3 s, once per worker; same outputs to 1e-5), and one thread of onnxruntime
+embedding first runs on CPU (about 3 s, once per worker; same outputs to 1e-5), and one thread of onnxruntime
 runs CAM++ 1.6-2x faster than torch's (CAM++ is most of the diarization stage's time). On CUDA it
 stays in torch.
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
@@ -34,7 +36,6 @@ def onnx_session(net: torch.nn.Module):
     """CAM++ exported to ONNX (time axis dynamic) in an onnxruntime CPU session with as many
     threads as torch has (the stage sets them: `diarization.threads`)."""
     import io
-    import warnings
 
     import onnxruntime as ort
 
@@ -65,19 +66,22 @@ class CamppEmbedding:
         # CAM++'s cost grows with the input; 3D-Speaker trains it on 3 s crops, so a few seconds of a
         # speaker carry its identity. 0 = no cap
         self.max_samples = int(max_seconds * SAMPLE_RATE)
-        self._session = None
-        self.to(self.device)
+        self._session = None  # the onnxruntime CAM++, built on the first CPU window; False: torch only
 
     def to(self, device: torch.device) -> "CamppEmbedding":
         self.device = torch.device(device)
         self.net.to(self.device)
-        if self.device.type == "cpu" and self._session is None:
-            self._session = onnx_session(self.net)
         return self
 
     def _forward(self, feats: torch.Tensor) -> np.ndarray:
         """(frames, 80) fbank -> (192,) embedding."""
-        if self.device.type == "cpu" and self._session is not None:
+        if self.device.type == "cpu" and self._session is None:
+            try:
+                self._session = onnx_session(self.net)
+            except Exception as err:  # noqa: BLE001 - an export failure costs speed, never a run
+                warnings.warn(f"CAM++ stays in torch: ONNX export failed ({err})")
+                self._session = False
+        if self.device.type == "cpu" and self._session:
             return self._session.run(None, {"feats": feats[None].numpy()})[0][0]
         return self.net(feats[None].to(self.device)).float().cpu().numpy()[0]
 
