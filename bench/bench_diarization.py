@@ -140,11 +140,12 @@ def main() -> None:
             type(opts[k])(v) if k in opts else v
     import torch
 
-    torch.set_num_threads(opts.pop("threads"))
+    threads = opts.pop("threads")
+    torch.set_num_threads(threads)
     systems = {"pipeline": Diarizer(device="cpu", **opts)}
     if not args.no_baseline:
         systems["baseline"] = Baseline()
-    print(f"embedded pipeline options: {opts}")
+    print(f"embedded pipeline options: {opts}, {threads} torch thread(s)")
     print(f"{'recording':20s} {'dur':>5s} {'spk':>3s} | {'system':9s} {'DER':>6s} {'miss':>6s} {'FA':>6s} "
           f"{'conf':>6s} {'DER.25':>6s} {'spk':>3s} {'xRT':>5s} {'xCPU':>5s}")
     only = set(filter(None, args.only.split(",")))
