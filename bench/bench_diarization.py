@@ -4,7 +4,7 @@ beside a plain baseline without pyannote's segmentation (silero VAD speech, 1.5 
 agglomerative clustering; no overlap). DER by pyannote.metrics: no collar with overlap scored, and
 a 0.25 s collar. The data_samples mono mix has no per-speaker truth: speaker count and speed only.
 
-    .venv/bin/python bench/bench_diarization.py [--set threshold=0.7 --set step=0.1] [--no-baseline]
+    .venv/bin/python bench/bench_diarization.py [--set threshold=0.7 --set step=0.1 --set threads=2] [--no-baseline]
 
 Columns: DER with its components (missed, false alarm, confusion: shares of reference speech that
 sum to the DER), DER with a 0.25 s collar, speakers found, x real time by the wall clock and by the
@@ -129,17 +129,23 @@ def main() -> None:
     args = ap.parse_args()
     from duplexcorpus.config import DiarizationConfig
 
+    from duplexcorpus.stages.diarize import DiarizeStage
+
     cfg = DiarizationConfig()
-    opts = dict(threshold=cfg.threshold, min_cluster_size=cfg.min_cluster_size, step=cfg.step,
-                embedding_max_seconds=cfg.embedding_max_seconds, exclude_overlap=cfg.exclude_overlap)
+    opts = DiarizeStage.embedded_options(cfg)
+    opts["threads"] = cfg.threads  # torch threads (not a pipeline option; applied below)
     for kv in args.set:
         k, v = kv.split("=", 1)
         opts[k] = (v.lower() in ("1", "true", "yes")) if isinstance(opts.get(k), bool) else \
             type(opts[k])(v) if k in opts else v
+    import torch
+
+    threads = opts.pop("threads")
+    torch.set_num_threads(threads)
     systems = {"pipeline": Diarizer(device="cpu", **opts)}
     if not args.no_baseline:
         systems["baseline"] = Baseline()
-    print(f"embedded pipeline options: {opts}")
+    print(f"embedded pipeline options: {opts}, {threads} torch thread(s)")
     print(f"{'recording':20s} {'dur':>5s} {'spk':>3s} | {'system':9s} {'DER':>6s} {'miss':>6s} {'FA':>6s} "
           f"{'conf':>6s} {'DER.25':>6s} {'spk':>3s} {'xRT':>5s} {'xCPU':>5s}")
     only = set(filter(None, args.only.split(",")))

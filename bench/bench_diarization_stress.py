@@ -52,18 +52,20 @@ SEEDS = {"choose": range(100, 120), "report": range(200, 220)}
 UNMAPPED = 99  # channel given to a diarized speaker that the optimal mapping leaves without a truth speaker
 
 
-def render_mono(data: Path, mono: Path) -> None:
-    """One mono file per rendered call (same recording ids, so the truth tables apply)."""
+def render_mono(data: Path, mono: Path, declare_speakers: bool = False) -> None:
+    """One mono file per rendered call (same recording ids, so the truth tables apply); with
+    `declare_speakers`, metadata.csv says the channel carries 2 speakers, as a user's metadata
+    would for a known two-party call (the diarizer is then held to 2)."""
     audio = mono / "audio"
     shutil.rmtree(audio, ignore_errors=True)
     audio.mkdir(parents=True)
     make_stress._CACHE_DIR = data / "tts_cache"  # the synthesis is cached: rendering again is cheap
     cond = pd.read_parquet(data / "truth" / "conditions.parquet")
-    rows = ["recording_id,channel,language"]
+    rows = ["recording_id,channel,language" + (",speakers" if declare_speakers else "")]
     for c in cond.itertuples():
         wave, rate = make_stress.mono_mix(make_stress.draw_conditions(int(c.seed)))
         sf.write(audio / f"{c.recording_id}.flac", wave, rate, subtype="PCM_16")
-        rows.append(f"{c.recording_id},0,{c.language}")
+        rows.append(f"{c.recording_id},0,{c.language}" + (",2" if declare_speakers else ""))
     (audio / "metadata.csv").write_text("\n".join(rows) + "\n")
 
 
@@ -156,6 +158,57 @@ def without_overlapped(run_dir: Path, mapped: Path, work: Path) -> Path:
     return out
 
 
+def diarizer_only(mono: Path, truth_seg: pd.DataFrame, sets: dict, declare_speakers: bool) -> None:
+    """The embedded diarizer alone on the mono files (no pipeline run; what `mono raw` scores):
+    per call and pooled DER with components, speakers found, speed. `sets` are `diarization.*`
+    overrides (threshold, step, constrained_assignment, ...); fast enough to compare settings."""
+    import dataclasses
+
+    import torch
+
+    from duplexcorpus.config import DiarizationConfig
+    from duplexcorpus.diarize.pipeline import Diarizer
+    from duplexcorpus.stages.diarize import DiarizeStage
+
+    cfg = dataclasses.replace(DiarizationConfig(), **{k.split(".", 1)[1]: v for k, v in sets.items()
+                                                     if k.startswith("diarization.")})
+    torch.set_num_threads(cfg.threads)
+    diarizer = Diarizer(device="cpu", **DiarizeStage.embedded_options(cfg))
+    print(f"diarizer only: {cfg}")
+    ders = {c: Der(c) for c in (0.0, 0.25)}
+    audio_s = wall = cpu = 0.0
+    found = []
+    for path in sorted((mono / "audio").glob("*.flac")):
+        rid = path.stem
+        wave, rate = sf.read(str(path), dtype="float32")
+        if rate != 16000:
+            import librosa
+
+            wave = librosa.resample(wave, orig_sr=rate, target_sr=16000)
+        bounds = (2, 2) if declare_speakers else (None, None)
+        t0, c0 = time.perf_counter(), time.process_time()
+        hyp = diarizer.annotation(wave, *bounds)
+        wall += time.perf_counter() - t0
+        cpu += time.process_time() - c0
+        audio_s += len(wave) / 16000
+        ref = annotation(truth_seg[truth_seg.recording_id == rid], lambda r: r.channel)
+        from pyannote.metrics.diarization import DiarizationErrorRate
+
+        parts = DiarizationErrorRate(collar=0.0, skip_overlap=False)(ref, hyp, detailed=True)
+        for c, d in ders.items():
+            d(ref, hyp)
+        total = max(parts["total"], 1e-9)
+        found.append(len(hyp.labels()))
+        print(f"{rid:12s} DER {parts['diarization error rate']:6.3f} miss {parts['missed detection'] / total:6.3f} "
+              f"FA {parts['false alarm'] / total:6.3f} conf {parts['confusion'] / total:6.3f} | "
+              f"{len(hyp.labels())} speakers", flush=True)
+    d0, d25 = ders[0.0].summary(), ders[0.25].summary()
+    print(f"pooled ({len(found)} calls, {audio_s / 60:.1f} min): DER {d0['der']:.3f} (missed / FA / confusion "
+          f"{d0['miss']:.3f} / {d0['fa']:.3f} / {d0['conf']:.3f}); 0.25 s collar {d25['der']:.3f}; "
+          f"2 speakers found in {sum(n == 2 for n in found)} of {len(found)}; "
+          f"{audio_s / wall:.1f}x real time (wall), {audio_s / cpu:.1f}x (process CPU), {cfg.threads} thread(s)")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = ap.add_mutually_exclusive_group(required=True)
@@ -168,6 +221,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="a workflow override for the mono run, e.g. diarization.threshold=0.7")
     ap.add_argument("--mono-only", action="store_true", help="reuse the two-channel run of an earlier call")
+    ap.add_argument("--diarizer-only", action="store_true",
+                    help="no pipeline runs: the embedded diarizer alone on the mono files (DER, speed)")
+    ap.add_argument("--declare-speakers", action="store_true",
+                    help="the mono metadata says 2 speakers (as a user's would), holding the diarizer to 2")
     a = ap.parse_args(argv)
     label = "choose" if a.choose else "report"
     seeds = make_stress.parse_seeds(a.seeds) if a.seeds else list(SEEDS[label])
@@ -180,8 +237,10 @@ def main(argv: list[str] | None = None) -> None:
     cond_path = data / "truth" / "conditions.parquet"
     if not cond_path.exists() or sorted(pd.read_parquet(cond_path).seed) != sorted(seeds):
         make_stress.render_set(seeds, data, a.jobs)
-        render_mono(data, mono)
+        render_mono(data, mono, a.declare_speakers)
         print(f"rendered in {time.perf_counter() - t0:.0f} s")
+    elif a.declare_speakers != ("speakers" in (mono / "audio" / "metadata.csv").read_text().splitlines()[0]):
+        render_mono(data, mono, a.declare_speakers)
     truth = data / "truth"
     truth_seg = pd.read_parquet(truth / "segments.parquet")
     cond = pd.read_parquet(truth / "conditions.parquet").set_index("recording_id")
@@ -190,6 +249,9 @@ def main(argv: list[str] | None = None) -> None:
     for pair in a.sets:
         key, value = pair.split("=", 1)
         mono_over[key] = yaml.safe_load(value)
+    if a.diarizer_only:
+        diarizer_only(mono, truth_seg, mono_over, a.declare_speakers)
+        return
     runs = {"two-channel": (data / "audio", {"asr.enabled": False}), "mono": (mono / "audio", mono_over)}
     times = {}
     for name, (audio, overrides) in runs.items():

@@ -143,12 +143,18 @@ class DiarizationConfig:
     # speaker-diarization-3.1 does the same); a window with too little such speech uses all its frames
     exclude_overlap: bool = False
     embedding_max_seconds: float = 0.0  # embedded: CAM++ hears at most this much of a speaker per window (0 = all)
+    # embedded: a window's local speakers go to different clusters (Hungarian assignment, pyannote's
+    # `constrained_assignment`); unconstrained, two voices one window separates may share a centroid
+    constrained_assignment: bool = True
     min_piece: float = 0.3  # an IPU is split where the speaker changes; pieces shorter than this (s) merge
     # a speaker's speech under another's piece of a shared-channel IPU (>= min_piece) becomes a segment
     # of its own (attributes.overlapped), so overlaps and backchannels survive diarization
     overlapped_segments: bool = True
     device: str = "auto"  # auto (cuda when present) | cpu | cuda
     batch_size: int = execution(32)
+    # torch threads per worker; CAM++ runs one window at a time, and on a shared or loaded CPU a
+    # second thread makes it several times slower (threads wait on each other), not faster
+    threads: int = execution(1)
 
 
 @dataclass(frozen=True)

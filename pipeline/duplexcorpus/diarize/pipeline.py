@@ -53,7 +53,8 @@ def resolve_device(requested: str = "auto"):
 
 def embedded_pipeline(threshold: float = 0.65, min_cluster_size: int = 12, min_duration_off: float = 0.0,
                       step: float = 0.5, device: str = "auto", batch_size: int = 32,
-                      embedding_max_seconds: float = 0.0, exclude_overlap: bool = False):
+                      embedding_max_seconds: float = 0.0, exclude_overlap: bool = False,
+                      constrained_assignment: bool = True):
     """The offline default: segmentation-3.0 + CAM++ + agglomerative clustering."""
     from pyannote.audio.pipelines import speaker_diarization as sd
 
@@ -73,6 +74,9 @@ def embedded_pipeline(threshold: float = 0.65, min_cluster_size: int = 12, min_d
         "segmentation": {"min_duration_off": min_duration_off},
         "clustering": {"method": "centroid", "min_cluster_size": min_cluster_size, "threshold": threshold},
     })
+    # one chunk's local speakers go to different clusters (Hungarian assignment); unconstrained, two
+    # voices a window separates can both take the nearer centroid, merging them there
+    pipe.clustering.constrained_assignment = constrained_assignment
     pipe.to(dev)
     embedding.to(dev)
     return pipe

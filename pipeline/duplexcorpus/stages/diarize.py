@@ -207,15 +207,23 @@ class DiarizeStage(Stage):
 
     def _load(self):
         if getattr(self, "diarizer", None) is None:
+            import torch
+
             from duplexcorpus.diarize.pipeline import Diarizer
 
+            torch.set_num_threads(self.cfg.threads)
+
             cfg = self.cfg
-            kw = dict(threshold=cfg.threshold, min_cluster_size=cfg.min_cluster_size, step=cfg.step,
-                      batch_size=cfg.batch_size, embedding_max_seconds=cfg.embedding_max_seconds,
-                      exclude_overlap=cfg.exclude_overlap) \
-                if cfg.model == "embedded" else {}
+            kw = self.embedded_options(cfg) if cfg.model == "embedded" else {}
             self.diarizer = Diarizer(cfg.model, device=cfg.device, **kw)
         return self.diarizer
+
+    @staticmethod
+    def embedded_options(cfg) -> dict:
+        """The `diarization` fields the embedded pipeline takes (diarize/pipeline.embedded_pipeline)."""
+        return dict(threshold=cfg.threshold, min_cluster_size=cfg.min_cluster_size, step=cfg.step,
+                    batch_size=cfg.batch_size, embedding_max_seconds=cfg.embedding_max_seconds,
+                    exclude_overlap=cfg.exclude_overlap, constrained_assignment=cfg.constrained_assignment)
 
     def process(self, item: WorkItem, out_dir: Path) -> None:
         import soundfile as sf
