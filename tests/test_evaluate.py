@@ -1,7 +1,44 @@
-"""duplexcorpus.evaluate.channel_attribution: close-talk channels scored against a speaker RTTM."""
+"""duplexcorpus.evaluate: run tables scored against reference tables; close-talk channels scored
+against a speaker RTTM (channel_attribution)."""
+import json
+
+import pandas as pd
 import pytest
 
-from duplexcorpus.evaluate import channel_attribution
+from duplexcorpus.evaluate import channel_attribution, score_run
+
+
+def _tables(folder, segments, events=()):
+    folder.mkdir(parents=True)
+    cols = dict(segment_id="s", confidence=1.0, source="x", crosstalk_suppressed=0.0, attributes="{}")
+    pd.DataFrame([dict(cols, recording_id=r, channel=c, speaker_id=spk, start=a, end=b)
+                  for r, c, spk, a, b in segments]).to_parquet(folder / "segments.parquet")
+    ev = [dict(recording_id=r, type=t, channel=c, start=a, end=b, attributes=json.dumps({})) for r, t, c, a, b in events]
+    pd.DataFrame(ev, columns=["recording_id", "type", "channel", "start", "end", "attributes"]).to_parquet(
+        folder / "events.parquet")
+    pd.DataFrame({"recording_id": sorted({s[0] for s in segments})}).to_parquet(folder / "recordings.parquet")
+    return folder
+
+
+def test_a_reference_without_speakers_scores_speech_not_speaker_pieces(tmp_path):
+    """data_samples' mono mix names no speakers ("mix"): a diarized run's pieces of one IPU, and a
+    listener's segment under the talker's, are one stretch of speech there; its events are not scored
+    (the reference has none), while a two-channel recording beside it is scored as always."""
+    truth = _tables(tmp_path / "truth", [("mono", 0, "mix", 0.0, 4.0), ("mono", 0, "mix", 5.0, 6.0),
+                                         ("call", 0, "a", 0.0, 2.0), ("call", 1, "b", 2.5, 4.0)],
+                    [("call", "gap", None, 2.0, 2.5)])
+    run = _tables(tmp_path / "run", [("mono", 0, "m_spk0", 0.0, 2.5), ("mono", 0, "m_spk1", 2.5, 4.0),
+                                     ("mono", 0, "m_spk1", 1.0, 1.4),  # under spk0's piece
+                                     ("mono", 0, "m_spk0", 5.0, 6.0),
+                                     ("call", 0, "a", 0.0, 2.0), ("call", 1, "b", 2.5, 4.0)],
+                  [("mono", "overlap", None, 1.0, 1.4), ("call", "gap", None, 2.0, 2.5)])
+    report = score_run(run, truth)
+    assert report["ipu:mono"]["f1"] == 1.0 and report["ipu"]["f1"] == 1.0
+    assert report["overlap"]["fp"] == 0 and report["gap"]["tp"] == 1
+    # a channel whose reference names its speaker keeps every piece as an IPU of its own
+    split = _tables(tmp_path / "split", [("call", 0, "a", 0.0, 1.0), ("call", 0, "a", 1.0, 2.0),
+                                         ("call", 1, "b", 2.5, 4.0)])
+    assert score_run(split, truth, recordings=["call"])["ipu"]["fp"] >= 1
 
 
 def test_channel_attribution_counts():

@@ -2,6 +2,12 @@
 
 IPUs are matched per (recording, channel), events per (recording, type[, channel]) with a collar on
 both boundaries; interruptions are scored separately as successful / attempted.
+
+A reference channel that names no speaker (`speaker_id` "mix" or empty: data_samples' mono mix) says
+only where speech is. There the run's segments are merged into stretches of speech before matching
+(a diarized run splits an IPU where the speaker changes, and speech under another's piece is a segment
+of its own: neither is an error such a reference can see), and a recording whose every channel is
+like that has its events left out of the event scores (it has no per-speaker events to match).
 """
 from __future__ import annotations
 
@@ -39,6 +45,30 @@ def _group_segments(frame: pd.DataFrame) -> dict:
     return out
 
 
+SPEAKERLESS = ("mix", "")
+
+
+def speakerless_channels(ref_seg: pd.DataFrame) -> set[tuple[str, int]]:
+    """(recording, channel) whose reference segments name no speaker."""
+    names = ref_seg.speaker_id.fillna("").astype(str)
+    out = set()
+    for (rid, ch), g in names.groupby([ref_seg.recording_id, ref_seg.channel.astype(int)]):
+        if g.isin(SPEAKERLESS).all():
+            out.add((rid, int(ch)))
+    return out
+
+
+def speech_stretches(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Overlapping or touching spans merged."""
+    out: list[list[float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + 1e-6:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
 def score_run(run_tables: str | Path, truth: str | Path, collar: float = 0.2,
               recordings: list[str] | None = None) -> dict[str, dict]:
     """Per metric: f1/precision/recall/boundary error; `ipu:<recording>` rows break IPUs down."""
@@ -52,11 +82,16 @@ def score_run(run_tables: str | Path, truth: str | Path, collar: float = 0.2,
         rids = [r for r in rids if r in recordings]
     pick = lambda f: f[f.recording_id.isin(rids)]  # noqa: E731
     hs, rs = _group_segments(pick(hyp_seg)), _group_segments(pick(ref_seg))
+    speakerless = speakerless_channels(pick(ref_seg))
+    hs = {k: speech_stretches(v) if k in speakerless else v for k, v in hs.items()}
+    ref_channels = pick(ref_seg).groupby("recording_id").channel.apply(lambda c: {int(x) for x in c})
+    no_events = {rid for rid, chans in ref_channels.items() if all((rid, c) in speakerless for c in chans)}
     report: dict[str, dict] = {"ipu": grouped_match(rs, hs, collar).summary()}
     for rid in rids:
         report[f"ipu:{rid}"] = grouped_match({k: v for k, v in rs.items() if k[0] == rid},
                                              {k: v for k, v in hs.items() if k[0] == rid}, collar).summary()
     he, re_ = _group_events(pick(hyp_ev)), _group_events(pick(ref_ev))
+    he = {k: v for k, v in he.items() if k[0] not in no_events}
     for t in EVENT_TYPES:
         report[t] = grouped_match({k: v for k, v in re_.items() if k[1] == t},
                                   {k: v for k, v in he.items() if k[1] == t}, collar).summary()
