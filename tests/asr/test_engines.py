@@ -366,3 +366,22 @@ def test_a_mixed_language_batch_gives_each_clip_what_it_gets_alone(zh_chat, scor
         assert (got.text, got.language) == (alone.text, alone.language)
         assert [(w.word, round(w.start, 3), round(w.end, 3)) for w in got.words] == \
             [(w.word, round(w.start, 3), round(w.end, 3)) for w in alone.words]
+
+
+def test_code_switch_runs_are_decoded_only_where_whisper_hears_english(zh_chat, scorer, tmp_path):
+    """The code-switch pass identifies each run's language first (`WhisperEngine.identify`, the
+    encoder output kept) and decodes only the runs identified as English: those get the same
+    decode as with the language left open, the others their language and its probability."""
+    from duplexcorpus.asr.engine import Clip
+
+    _, zh_audio, zh_segments = zh_chat
+    _, en_audio, en_segments = sample_item(tmp_path, "en_support_clean", "en", seconds=8.0)
+    zh, en = zh_segments[0], en_segments[0]
+    audios = [zh_audio[int(zh["start"] * RATE): int(zh["end"] * RATE), zh["channel"]].copy(),
+              en_audio[int(en["start"] * RATE): int(en["end"] * RATE), en["channel"]].copy()]
+    stage = AsrStage(Workflow())
+    stage.engine = scorer
+    mandarin, english = stage.hear_as_english([Clip(a, None) for a in audios])
+    assert isinstance(mandarin, tuple) and mandarin[0] == "zh" and 0.0 < mandarin[1] <= 1.0  # espeak Mandarin: ~0.4
+    open_language = scorer.run([Clip(audios[1], None)])[0]
+    assert (english.language, english.text) == ("en", open_language.text) and english.words

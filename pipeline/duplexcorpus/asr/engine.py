@@ -300,6 +300,14 @@ class WhisperEngine:
         self._held_rows = np.ascontiguousarray(np.asarray(encoded)[idx])  # the view shares this memory
         return ctranslate2.StorageView.from_array(self._held_rows)
 
+    def identify(self, clips: list[Clip]) -> list[tuple[str, float]]:
+        """Each clip's language and its probability, as `run` would detect it (one decoder step over
+        the encoder output), without decoding. The encoder output stays on the clips (CPU), so
+        decoding some of them afterwards does not run the encoder again."""
+        for clip in clips:
+            clip.keep_encoding = True
+        return self.detect_languages(self.encode(clips))
+
     def detect_languages(self, encoded) -> list[tuple[str, float]]:
         out = []
         for ranking in self.model.model.detect_language(encoded):

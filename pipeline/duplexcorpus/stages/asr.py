@@ -98,7 +98,7 @@ class Unit:
 
 class AsrStage(Stage):
     name = "asr"
-    version = "15"
+    version = "16"
     config_section = "asr"
     reads = ("decrosstalk", "ipus", "diarize")  # the IPUs as diarize leaves them (split per speaker)
     SEGMENTS = Output("segments.json", read=load_segments, description="the IPUs with their text in attributes")
@@ -385,14 +385,18 @@ class AsrStage(Stage):
                        for p in plans]
             try:
                 audios, floors = clip_audios(plans, sources, cfg.pad, cfg.pack_gap)
-                # Whisper with the language open: the default engine, whatever `asr.engines` says
-                decoded = getattr(self.engine, "default", self.engine).run([Clip(a, None, None) for a in audios])
+                decoded = self.hear_as_english([Clip(a, None, None) for a in audios])
             except Exception as err:  # noqa: BLE001 - the recordings of a failed batch say why
                 for p in plans:
                     states[p.item].error = err
                 continue
             for (p, run), audio, floor, d in zip(batch, audios, floors, decoded):
                 st = states[p.item]
+                if isinstance(d, tuple):  # identified as another language: not decoded, Mandarin kept
+                    st.clips.append(dict(channel=p.channel, start=p.start, end=p.end, role="codeswitch",
+                                         language=d[0], language_probability=round(d[1], 3), text="",
+                                         accepted=False, replaces="".join(st.words[r]["word"] for r in run.rows)))
+                    continue
                 words = self.aligner.clip_words(d, audio, d.text)
                 keep = codeswitch.english_words(d.language, d.text, words, cfg.codeswitch_min_english,
                                                 cfg.codeswitch_edge_floor)
@@ -407,6 +411,21 @@ class AsrStage(Stage):
                     replaced.setdefault(p.item, set()).update(run.rows)
         for k, rows in replaced.items():
             states[k].words = [w for i, w in enumerate(states[k].words) if i not in rows]
+
+    def hear_as_english(self, clips: list[Clip]) -> list:
+        """Whisper with the language open on each run (the default engine, whatever `asr.engines`
+        says): a run it identifies as English is decoded (a `Decoded`); any other gives its
+        (language, probability) only, since only English replaces Mandarin (codeswitch.english_words),
+        and most runs are Mandarin said unclearly: the decoder and aligner run only where they can
+        matter, the encoder once per run."""
+        engine = getattr(self.engine, "default", self.engine)
+        if not hasattr(engine, "identify"):
+            return engine.run(clips)
+        heard: list = engine.identify(clips)
+        english = [i for i, (language, _) in enumerate(heard) if language == "en"]
+        for i, d in zip(english, engine.run([clips[i] for i in english]) if english else []):
+            heard[i] = d
+        return heard
 
     def vad_sure(self, st: ItemState, spans: list[tuple[float, float]]) -> bool:
         """Is the VAD sure these spans are speech (their IPUs' confidence, weighted by length)?"""
