@@ -63,7 +63,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "data_samples"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_samples as ms  # noqa: E402
-from make_stress import parse_seeds  # noqa: E402,F401 - the stress generator's seed syntax
+from make_stress import parse_seeds, write_truth  # noqa: E402,F401 - the stress generator's seed syntax and truth tables
 
 SR = ms.SR
 CHOOSE_SEEDS = range(100, 120)
@@ -392,14 +392,8 @@ def _pink(n: int, rng: np.random.Generator) -> np.ndarray:
 
 def write_tables(results: list[dict], out: Path) -> None:
     truth = out / "truth"
-    truth.mkdir(parents=True, exist_ok=True)
-    results = sorted(results, key=lambda r: r["conditions"]["seed"])
-    cat = lambda key: [row for r in results for row in r[key]]  # noqa: E731
-    pq.write_table(pa.Table.from_pylist(cat("segments"), schema=ms.arrow_schema("segments")), truth / "segments.parquet")
-    pq.write_table(pa.Table.from_pylist(cat("events"), schema=ms.arrow_schema("events")), truth / "events.parquet")
-    pq.write_table(pa.Table.from_pylist(cat("words")), truth / "words.parquet")
-    pq.write_table(pa.Table.from_pylist(cat("utterances")), truth / "utterances.parquet")
-    pq.write_table(pa.Table.from_pylist([r["conditions"] for r in results]), truth / "conditions.parquet")
+    results = write_truth(results, truth)
+    pq.write_table(pa.Table.from_pylist([row for r in results for row in r["utterances"]]), truth / "utterances.parquet")
     lines = ["recording_id,channel,speaker_id,language"]
     lines += [f"{r['conditions']['recording_id']},{ch},{r['conditions']['recording_id']}_{s},zh"
               for r in results for ch, s in ((0, "a"), (1, "b"))]

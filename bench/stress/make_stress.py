@@ -417,17 +417,25 @@ def render(c: Conditions, out: Path) -> dict:
     return dict(segments=segments, events=events, words=words, meta=meta, timeline=timeline, conditions=cond)
 
 
-def write_tables(results: list[dict], out: Path) -> None:
-    """metadata.csv beside the audio; truth tables in data_samples/truth's format + conditions."""
-    truth = out / "truth"
+def write_truth(results: list[dict], truth: Path) -> list[dict]:
+    """segments / events / words in data_samples/truth's format and one conditions row per seed,
+    every table in seed order (returned); a generator adds its own tables beside them."""
     truth.mkdir(parents=True, exist_ok=True)
     results = sorted(results, key=lambda r: r["conditions"]["seed"])
     cat = lambda key: [row for r in results for row in r[key]]  # noqa: E731
     pq.write_table(pa.Table.from_pylist(cat("segments"), schema=ms.arrow_schema("segments")), truth / "segments.parquet")
     pq.write_table(pa.Table.from_pylist(cat("events"), schema=ms.arrow_schema("events")), truth / "events.parquet")
     pq.write_table(pa.Table.from_pylist(cat("words")), truth / "words.parquet")
-    (truth / "timeline.json").write_text(json.dumps([r["timeline"] for r in results], indent=1, ensure_ascii=False))
     pq.write_table(pa.Table.from_pylist([r["conditions"] for r in results]), truth / "conditions.parquet")
+    return results
+
+
+def write_tables(results: list[dict], out: Path) -> None:
+    """metadata.csv beside the audio; truth tables in data_samples/truth's format + conditions."""
+    truth = out / "truth"
+    results = write_truth(results, truth)
+    cat = lambda key: [row for r in results for row in r[key]]  # noqa: E731
+    (truth / "timeline.json").write_text(json.dumps([r["timeline"] for r in results], indent=1, ensure_ascii=False))
     cols = ["recording_id", "channel", "speaker_id", "gender", "age_group", "accent", "language",
             "scenario", "environment", "device"]
     lines = [",".join(cols)] + [",".join("" if r[k] is None else str(r[k]) for k in cols) for r in cat("meta")]
