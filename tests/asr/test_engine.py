@@ -41,3 +41,22 @@ def test_load_engine_picks_the_compute_type_for_the_device(monkeypatch, device, 
     cfg = AsrConfig(device=device, compute_type=compute, threads=3, beam_size=2, languages=("en",))
     assert load_engine(cfg) == "engine"
     assert made == [(EMBEDDED_WHISPER, *expected, 3, ("en",), 2, "audio")]
+
+
+@pytest.mark.slow
+def test_the_engine_loads_without_whisperx_pipeline_imports():
+    """The Whisper engine needs faster-whisper's model class and openai-whisper's log-mel; whisperx's
+    own `asr` module would import transformers' pipelines, torchvision and pyannote (seconds of CPU
+    per worker that loads Whisper). Checked in a fresh interpreter, features and language included."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from duplexcorpus.asr.engine import WhisperEngine, EMBEDDED_WHISPER, Clip\n"
+            "e = WhisperEngine(EMBEDDED_WHISPER)\n"
+            "(lang, p), = e.identify([Clip(np.zeros(16000, np.float32))])\n"
+            "assert lang in ('en', 'zh') and 0 < p <= 1, (lang, p)\n"
+            "print(sorted(m for m in ('whisperx.asr', 'transformers', 'torchvision', 'pyannote.audio')"
+            " if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

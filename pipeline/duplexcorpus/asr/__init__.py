@@ -3,7 +3,7 @@
 - `plan`    which audio goes to Whisper as what: `ClipPlan`, `group_ipus` (IPUs packed into clips),
             `utterance_clip` (a given text at its real position), `clip_audio` (a plan's audio,
             outside the IPUs zeroed, and the channel's noise floor);
-- `engine`  the Whisper engine (whisperx's faster-whisper model class, CTranslate2): batched
+- `engine`  the Whisper engine (faster-whisper's model class, CTranslate2): batched
             recognition and cross-attention word alignment on one encoder pass; model resolution
             and the sha256 pins of the embedded Whisper base; `load_engine` picks the engine `asr.model` names;
 - `sherpa`  Paraformer-zh and SenseVoice-Small on sherpa-onnx (`paraformer:<folder>`,

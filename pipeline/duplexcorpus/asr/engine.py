@@ -1,9 +1,9 @@
-"""Batched Whisper recognition and cross-attention word alignment on whisperx's faster-whisper model.
+"""Batched Whisper recognition and cross-attention word alignment on faster-whisper's model (CTranslate2).
 
 One engine serves both ASR and transcript alignment, on clips of at most 30 s from any channel of any
 recording:
 
-1. every clip is padded to 30 s and encoded once per batch (whisperx's `WhisperModel.encode`);
+1. every clip is padded to 30 s and encoded once per batch (faster-whisper's `WhisperModel.encode`);
 2. clips without a language get it from Whisper's language head, restricted to the languages the
    workflow allows (zh/en code-switching: the language is kept per clip);
 3. recognition decodes the batch in one `generate` call with a prompt per clip (fillers survive
@@ -227,7 +227,9 @@ class Decoded:
 class WhisperEngine:
     def __init__(self, model: str, device: str = "cpu", compute_type: str = "int8", threads: int = 1,
                  languages: tuple[str, ...] = ("en", "zh"), beam_size: int = 5, mel_padding: str = "audio"):
-        from whisperx.asr import WhisperModel  # whisperx's batched faster-whisper model class
+        # faster-whisper's model class (whisperx's subclass adds only a pipeline we do not use, and
+        # importing it pulls in transformers' pipelines, torchvision and pyannote: seconds per worker)
+        from faster_whisper import WhisperModel
 
         self.model = WhisperModel(resolve_whisper(model), device=device, compute_type=compute_type,
                                   cpu_threads=threads, local_files_only=True)
@@ -250,7 +252,9 @@ class WhisperEngine:
         """Log-mel features of 30 s per clip. A clip is shorter: `mel_padding` says how the rest is
         filled. `audio`: zeros appended to the audio, then the log-mel of it all (openai-whisper,
         whisperx: the padding sits at the clip's floor, max - 8); `log_mel`: the log-mel of the clip
-        alone, then zeros appended to the features (faster-whisper's transcribe)."""
+        alone, then zeros appended to the features (faster-whisper's transcribe). `audio` uses
+        openai-whisper's torch log-mel (whisperx.audio): faster-whisper's numpy extractor gives the
+        same features to 5e-6, yet int8 decoding turns that into different words on data_samples."""
         from whisperx.audio import N_SAMPLES, log_mel_spectrogram
 
         feats = []
