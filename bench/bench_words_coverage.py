@@ -5,6 +5,9 @@ data_samples against the exact espeak truth, and the ASR stage's own time on dat
 
     .venv/bin/python bench/bench_words_coverage.py                 # this checkout
     .venv/bin/python bench/bench_words_coverage.py --time 2        # + the ASR stage timed twice
+    # stress calls only, the ASR with the defaults and with a variant beside them (same stages before)
+    .venv/bin/python bench/bench_words_coverage.py --stress-only --stress 100,122,124,132,134,136 \\
+        --variant "old:asr.filler_prompt_zh=嗯。对。是的。呃，啊。好的。"
     # an older commit (the numbers before): run this file against its package
     git worktree add /tmp/dxc-before 2730087 && PYTHONPATH=/tmp/dxc-before/pipeline \\
         .venv/bin/python bench/bench_words_coverage.py --work /tmp/dxc-cov-before
@@ -109,9 +112,12 @@ def time_asr(out: Path, workflow, repeats: int) -> list[float]:
     return times
 
 
-def stress_listener_tokens(seeds: str, work: Path) -> None:
+def stress_listener_tokens(seeds: str, work: Path, variants: dict[str, dict] | None = None) -> None:
     """Stress calls with the ASR on: IPUs with words, WER/CER and listener-token recall per language
-    against the generator's exact word truth."""
+    against the generator's exact word truth. `variants` (name -> workflow overrides): the ASR run
+    again with each, beside the defaults, on the same stages before it (run once, asr off)."""
+    import shutil
+
     import pandas as pd
 
     from bench.stress.make_stress import parse_seeds, render_set
@@ -120,22 +126,33 @@ def stress_listener_tokens(seeds: str, work: Path) -> None:
     from duplexcorpus.runner import run
 
     render_set(parse_seeds(seeds), work)
-    out = work / "out"
-    run(work / "audio", out, load_workflow(None), executor="local", metadata=work / "audio" / "metadata.csv")
-    cov = coverage(out)
-    ipus = sum(r["ipus"] for r in cov.values())
-    print(f"stress {seeds}: IPUs with words {sum(r['ipus'] * r['ipus_with_words'] for r in cov.values()) / max(ipus, 1):.3f} "
-          f"of {ipus}, speech seconds with words "
-          f"{sum(r['speech_s'] * r['speech_with_words'] for r in cov.values()) / max(sum(r['speech_s'] for r in cov.values()), 1e-9):.3f}")
     meta = pd.read_csv(work / "audio" / "metadata.csv")
-    for lang, rows in meta.groupby("language"):
-        sc = score_words(out / "tables", work / "truth", sorted(set(rows.recording_id)))
-        rate = sc["wer_en"] if lang == "en" else sc["cer_zh"]
-        print(f"stress {seeds} {lang}: {'WER' if lang == 'en' else 'CER'} {rate:.4f}  listener-token recall "
-              f"{sc['backchannel_recall']:.3f} of {sc['backchannel_units']} units")
+    systems = {"defaults": {}, **(variants or {})}
+    if variants:
+        run(work / "audio", work / "before_asr", load_workflow(None, {"asr.enabled": False}), executor="local",
+            metadata=work / "audio" / "metadata.csv")
+    for name, overrides in systems.items():
+        out = work / ("out" if not variants else f"out_{name}")
+        if variants:
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.copytree(work / "before_asr", out)
+        run(work / "audio", out, load_workflow(None, overrides), executor="local",
+            metadata=work / "audio" / "metadata.csv")
+        cov = coverage(out)
+        ipus = sum(r["ipus"] for r in cov.values())
+        print(f"stress {seeds} [{name}]: IPUs with words "
+              f"{sum(r['ipus'] * r['ipus_with_words'] for r in cov.values()) / max(ipus, 1):.3f} of {ipus}, speech "
+              f"seconds with words {sum(r['speech_s'] * r['speech_with_words'] for r in cov.values()) / max(sum(r['speech_s'] for r in cov.values()), 1e-9):.3f}")
+        for lang, rows in meta.groupby("language"):
+            sc = score_words(out / "tables", work / "truth", sorted(set(rows.recording_id)))
+            rate = sc["wer_en"] if lang == "en" else sc["cer_zh"]
+            print(f"stress {seeds} [{name}] {lang}: {'WER' if lang == 'en' else 'CER'} {rate:.4f}  listener-token "
+                  f"recall {sc['backchannel_recall']:.3f} of {sc['backchannel_units']} units")
 
 
 def main() -> None:
+    import yaml
+
     from duplexcorpus.config import load_workflow
     from duplexcorpus.evaluate import score_words
     from duplexcorpus.runner import run
@@ -149,12 +166,20 @@ def main() -> None:
                     help='also stress calls (bench/stress, listener tokens drawn per seed): "200-209" to report, '
                          '"100-119" to choose on')
     ap.add_argument("--stress-only", action="store_true", help="only the stress calls")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE",
+                    help="stress calls only: also run the ASR with this override, beside the defaults "
+                         "(repeatable; the same NAME twice gathers its overrides)")
     args = ap.parse_args()
     import duplexcorpus
 
     print(f"package: {Path(duplexcorpus.__file__).parent}")
+    variants: dict[str, dict] = {}
+    for spec in args.variant:
+        name, _, setting = spec.partition(":")
+        key, _, value = setting.partition("=")
+        variants.setdefault(name, {})[key] = yaml.safe_load(value)
     if args.stress_only:
-        stress_listener_tokens(args.stress, args.work / "stress")
+        stress_listener_tokens(args.stress, args.work / "stress", variants)
         return
     samples_wf = load_workflow(ROOT / "workflows" / "samples.yaml")
     runs = {"data_samples": args.work / "samples"}
@@ -176,7 +201,7 @@ def main() -> None:
         if wer:
             print(f"pyannote telephone call: WER {wer['rate']:.4f} over {wer['units']} reference words")
     if args.stress:
-        stress_listener_tokens(args.stress, args.work / "stress")
+        stress_listener_tokens(args.stress, args.work / "stress", variants)
     if args.time:
         print(f"ASR stage on data_samples (8 recordings), (wall s, CPU s): {time_asr(runs['data_samples'], samples_wf, args.time)}")
 
