@@ -167,7 +167,7 @@ def main() -> None:
                          '"100-119" to choose on')
     ap.add_argument("--stress-only", action="store_true", help="only the stress calls")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE",
-                    help="stress calls only: also run the ASR with this override, beside the defaults "
+                    help="also run with this override, beside the defaults, on the same recordings "
                          "(repeatable; the same NAME twice gathers its overrides)")
     args = ap.parse_args()
     import duplexcorpus
@@ -181,29 +181,35 @@ def main() -> None:
     if args.stress_only:
         stress_listener_tokens(args.stress, args.work / "stress", variants)
         return
-    samples_wf = load_workflow(ROOT / "workflows" / "samples.yaml")
-    runs = {"data_samples": args.work / "samples"}
-    run(ROOT / "data_samples" / "audio", runs["data_samples"], samples_wf, executor="local")
-    if not args.skip_real:
-        runs["realdata calls"] = args.work / "real"
-        run(stage_real_calls(args.realdata, args.work / "real_in"), runs["realdata calls"], load_workflow(None),
-            executor="local")
-    print(f"{'set':15s} {'recording':34s} {'IPUs':>5s} {'with words':>10s} {'speech s':>8s} {'s with words':>12s}  without words")
-    for name, out in runs.items():
-        for rid, r in coverage(out).items():
-            print(f"{name:15s} {rid:34s} {r['ipus']:5d} {r['ipus_with_words']:10.3f} {r['speech_s']:8.1f} "
-                  f"{r['speech_with_words']:12.3f}  {r['without'] or ''}")
-    sc = score_words(runs["data_samples"] / "tables", ROOT / "data_samples" / "truth")
-    print(f"data_samples: WER en {sc['wer_en']:.4f}  CER zh {sc['cer_zh']:.4f}  backchannel recall "
-          f"{sc['backchannel_recall']:.3f}  start/end median {sc['start_median_ms']:.1f}/{sc['end_median_ms']:.1f} ms")
-    if "realdata calls" in runs:
-        wer = pyannote_wer(runs["realdata calls"], args.realdata)
-        if wer:
-            print(f"pyannote telephone call: WER {wer['rate']:.4f} over {wer['units']} reference words")
+    # the defaults, and each variant beside them on the same recordings (a run folder each)
+    for name, overrides in {"defaults": {}, **variants}.items():
+        suffix = "" if name == "defaults" else f"_{name}"
+        label = "" if not variants else f" [{name}]"
+        samples_wf = load_workflow(ROOT / "workflows" / "samples.yaml", overrides)
+        runs = {"data_samples": args.work / f"samples{suffix}"}
+        if name == "defaults":
+            timed = (runs["data_samples"], samples_wf)  # --time times the defaults
+        run(ROOT / "data_samples" / "audio", runs["data_samples"], samples_wf, executor="local")
+        if not args.skip_real:
+            runs["realdata calls"] = args.work / f"real{suffix}"
+            run(stage_real_calls(args.realdata, args.work / "real_in"), runs["realdata calls"],
+                load_workflow(None, overrides), executor="local")
+        print(f"{'set':15s} {'recording':34s} {'IPUs':>5s} {'with words':>10s} {'speech s':>8s} {'s with words':>12s}  without words{label}")
+        for set_name, out in runs.items():
+            for rid, r in coverage(out).items():
+                print(f"{set_name:15s} {rid:34s} {r['ipus']:5d} {r['ipus_with_words']:10.3f} {r['speech_s']:8.1f} "
+                      f"{r['speech_with_words']:12.3f}  {r['without'] or ''}")
+        sc = score_words(runs["data_samples"] / "tables", ROOT / "data_samples" / "truth")
+        print(f"data_samples{label}: WER en {sc['wer_en']:.4f}  CER zh {sc['cer_zh']:.4f}  backchannel recall "
+              f"{sc['backchannel_recall']:.3f}  start/end median {sc['start_median_ms']:.1f}/{sc['end_median_ms']:.1f} ms")
+        if "realdata calls" in runs:
+            wer = pyannote_wer(runs["realdata calls"], args.realdata)
+            if wer:
+                print(f"pyannote telephone call{label}: WER {wer['rate']:.4f} over {wer['units']} reference words")
     if args.stress:
         stress_listener_tokens(args.stress, args.work / "stress", variants)
     if args.time:
-        print(f"ASR stage on data_samples (8 recordings), (wall s, CPU s): {time_asr(runs['data_samples'], samples_wf, args.time)}")
+        print(f"ASR stage on data_samples (8 recordings), (wall s, CPU s): {time_asr(*timed, args.time)}")
 
 
 if __name__ == "__main__":

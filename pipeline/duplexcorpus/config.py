@@ -180,9 +180,16 @@ class AsrConfig:
     codeswitch: bool = True
     codeswitch_min_english: float = 0.6
     codeswitch_edge_floor: float = 0.3
-    # how a clip under 30 s is padded: audio (openai/whisperx) | log_mel (faster-whisper); chosen on
-    # zh_mixed_dev with code-switching on: CER 0.146 audio, 0.158 log_mel
-    mel_padding: str = "audio"
+    # How each language's clips are decoded. `mel_padding` (language -> audio | log_mel; unlisted:
+    # audio): a clip under 30 s padded with zeros in the audio before the log-mel (openai-whisper,
+    # whisperx) or in the log-mel (faster-whisper's transcribe); a plain string applies to every
+    # language. `timestamp_tokens`: languages decoded in Whisper's timestamp mode (transcribe's
+    # default; the tokens are dropped, words are timed by alignment), the others with <|notimestamps|>.
+    # Mandarin as faster-whisper's transcribe decodes a window, chosen on all 20 real Mandarin clips
+    # (CER over 333 units 0.132 -> 0.108; bench_zh.py); English stays, chosen on data_samples and the
+    # stress calls 100-109 (transcribe's mode: WER 0.256 -> 0.276, listener tokens 1.000 -> 0.923)
+    mel_padding: Mapping[str, str] | str = field(default_factory=lambda: {"zh": "log_mel"})
+    timestamp_tokens: tuple[str, ...] = ("zh",)
     batch_size: int = execution(8)  # clips (from any channel of any recording) per model call
     languages: tuple[str, ...] = ("en", "zh")  # what language detection may choose from
     language: str | None = None  # force one; None: channel/recording metadata, else detect per clip

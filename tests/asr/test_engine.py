@@ -40,7 +40,7 @@ def test_load_engine_picks_the_compute_type_for_the_device(monkeypatch, device, 
     monkeypatch.setattr(engine, "WhisperEngine", lambda *args: made.append(args) or "engine")
     cfg = AsrConfig(device=device, compute_type=compute, threads=3, beam_size=2, languages=("en",))
     assert load_engine(cfg) == "engine"
-    assert made == [(EMBEDDED_WHISPER, *expected, 3, ("en",), 2, "audio")]
+    assert made == [(EMBEDDED_WHISPER, *expected, 3, ("en",), 2, {"zh": "log_mel"}, ("zh",))]
 
 
 @pytest.mark.slow
@@ -60,3 +60,31 @@ def test_the_engine_loads_without_whisperx_pipeline_imports():
             " if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+@pytest.mark.slow
+def test_mandarin_is_decoded_as_faster_whispers_transcribe_decodes_a_window():
+    """`asr.mel_padding` and `asr.timestamp_tokens` per language: by default a Mandarin clip gets the
+    log-mel padded with zeros and the timestamp mode, which is what `WhisperModel.transcribe` does with
+    a window, so a real clip under 30 s comes back as transcribe writes it; English keeps the padded
+    audio and <|notimestamps|>. A clip whose language is detected is encoded again as Mandarin."""
+    import soundfile as sf
+
+    from duplexcorpus.asr.engine import Clip, WhisperEngine
+    from tests.conftest import realdata
+
+    cfg = AsrConfig()
+    eng = WhisperEngine(EMBEDDED_WHISPER, mel_padding=cfg.mel_padding, timestamp_tokens=cfg.timestamp_tokens)
+    assert (eng.padding_of("zh"), eng.padding_of("en"), eng.padding_of(None)) == ("log_mel", "audio", "audio")
+    for name in ("zh_read_aishell1_BAC009S0724W0121/BAC009S0724W0121.wav", "zh_read_funasr_asr_example/asr_example_zh.wav"):
+        audio, sr = sf.read(realdata(*name.split("/")), dtype="float32")
+        assert sr == 16_000
+        segments, _ = eng.model.transcribe(audio, language="zh", beam_size=cfg.beam_size)
+        transcribed = "".join(s.text for s in segments).strip()
+        given, detected = eng.run([Clip(audio, language="zh"), Clip(audio, keep_encoding=True)])
+        assert given.text == transcribed, (name, given.text, transcribed)
+        assert detected.language == "zh" and detected.text == transcribed, (name, detected.text)
+    # the former Mandarin decode (padded audio, no timestamps) writes other characters on the FunASR
+    # clip (达摩远 ... 云食别 for 达摩院 ... 语音识别): the difference is real, not a no-op setting
+    former = WhisperEngine(EMBEDDED_WHISPER, mel_padding="audio")
+    assert former.run([Clip(audio, language="zh")])[0].text != transcribed

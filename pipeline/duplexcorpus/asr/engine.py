@@ -27,6 +27,7 @@ import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -128,7 +129,7 @@ def load_engine(cfg, model: str | None = None, whispers: dict | None = None):
     def whisper(spec: str) -> WhisperEngine:
         if spec not in whispers:
             whispers[spec] = WhisperEngine(spec, device, compute, cfg.threads, cfg.languages, cfg.beam_size,
-                                           cfg.mel_padding)
+                                           cfg.mel_padding, tuple(cfg.timestamp_tokens))
         return whispers[spec]
 
     sherpa = engine_kind(model)
@@ -203,6 +204,7 @@ class Clip:
     # keep the encoder output here (CPU): a clip decoded again (temperature fallback) skips the encoder
     keep_encoding: bool = False
     encoding: np.ndarray | None = field(default=None, repr=False)
+    encoded_with: str | None = None  # the mel padding `encoding` was made with
 
 
 @dataclass
@@ -226,7 +228,8 @@ class Decoded:
 
 class WhisperEngine:
     def __init__(self, model: str, device: str = "cpu", compute_type: str = "int8", threads: int = 1,
-                 languages: tuple[str, ...] = ("en", "zh"), beam_size: int = 5, mel_padding: str = "audio"):
+                 languages: tuple[str, ...] = ("en", "zh"), beam_size: int = 5,
+                 mel_padding: str | Mapping[str, str] = "audio", timestamp_tokens: tuple[str, ...] = ()):
         # faster-whisper's model class (whisperx's subclass adds only a pipeline we do not use, and
         # importing it pulls in transformers' pipelines, torchvision and pyannote: seconds per worker)
         from faster_whisper import WhisperModel
@@ -237,9 +240,16 @@ class WhisperEngine:
         self.languages = tuple(languages)
         self.beam_size = beam_size
         self.n_mels = self.model.feat_kwargs.get("feature_size", 80)
-        if mel_padding not in ("audio", "log_mel"):
-            raise ValueError(f"asr.mel_padding must be audio or log_mel, not {mel_padding!r}")
-        self.mel_padding = mel_padding
+        # per language (asr.mel_padding, asr.timestamp_tokens); a clip whose language is still open
+        # is encoded as unlisted languages are
+        self.mel_padding = dict(mel_padding) if isinstance(mel_padding, Mapping) else {None: mel_padding}
+        for value in self.mel_padding.values():
+            if value not in ("audio", "log_mel"):
+                raise ValueError(f"asr.mel_padding must be audio or log_mel, not {value!r}")
+        self.timestamp_tokens = frozenset(timestamp_tokens)
+
+    def padding_of(self, language: str | None) -> str:
+        return self.mel_padding.get(language, self.mel_padding.get(None, "audio"))
 
     # -- pieces --------------------------------------------------------------------------------
     def tokenizer(self, language: str):
@@ -248,19 +258,21 @@ class WhisperEngine:
         return Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe",
                          language=language)
 
-    def features(self, clips: list[Clip]) -> np.ndarray:
-        """Log-mel features of 30 s per clip. A clip is shorter: `mel_padding` says how the rest is
-        filled. `audio`: zeros appended to the audio, then the log-mel of it all (openai-whisper,
-        whisperx: the padding sits at the clip's floor, max - 8); `log_mel`: the log-mel of the clip
-        alone, then zeros appended to the features (faster-whisper's transcribe). `audio` uses
-        openai-whisper's torch log-mel (whisperx.audio): faster-whisper's numpy extractor gives the
-        same features to 5e-6, yet int8 decoding turns that into different words on data_samples."""
+    def features(self, clips: list[Clip], languages: list[str | None] | None = None) -> np.ndarray:
+        """Log-mel features of 30 s per clip. A clip is shorter: its language's `mel_padding` says how
+        the rest is filled. `audio`: zeros appended to the audio, then the log-mel of it all
+        (openai-whisper, whisperx: the padding sits at the clip's floor, max - 8); `log_mel`: the
+        log-mel of the clip alone, then zeros appended to the features (faster-whisper's transcribe).
+        `audio` uses openai-whisper's torch log-mel (whisperx.audio): faster-whisper's numpy extractor
+        gives the same features to 5e-6, yet int8 decoding turns that into different words on
+        data_samples. `languages`: the clips' languages where they are not yet on the clips."""
         from whisperx.audio import N_SAMPLES, log_mel_spectrogram
 
+        languages = languages or [c.language for c in clips]
         feats = []
-        for clip in clips:
+        for clip, language in zip(clips, languages):
             audio = clip.audio[:N_SAMPLES].astype(np.float32)
-            if self.mel_padding == "log_mel":
+            if self.padding_of(language) == "log_mel":
                 from faster_whisper.audio import pad_or_trim
 
                 feats.append(pad_or_trim(self._extractor()(audio)))
@@ -275,30 +287,33 @@ class WhisperEngine:
             self._fe = FeatureExtractor(feature_size=self.n_mels)
         return self._fe
 
-    def encode(self, clips: list[Clip]):
-        """The encoder output of these clips; clips that kept theirs (`keep_encoding`, CPU only) are not
-        encoded again: the same audio gives the same output."""
+    def encode(self, clips: list[Clip], languages: list[str | None] | None = None):
+        """The encoder output of these clips; clips that kept theirs (`keep_encoding`, CPU only), made
+        with the padding their language asks for, are not encoded again: the same input gives the
+        same output."""
         import ctranslate2
 
-        if self.device == "cpu" and all(c.encoding is not None for c in clips):
+        paddings = [self.padding_of(lang) for lang in (languages or [c.language for c in clips])]
+        if self.device == "cpu" and all(c.encoding is not None and c.encoded_with == pad
+                                        for c, pad in zip(clips, paddings)):
             self._held = np.stack([c.encoding for c in clips])  # the view shares this memory: keep it alive
             return ctranslate2.StorageView.from_array(self._held)
-        encoded = self.model.encode(self.features(clips))
+        encoded = self.model.encode(self.features(clips, languages))
         if self.device == "cpu" and any(c.keep_encoding for c in clips):
             arr = np.array(encoded)
-            for c, e in zip(clips, arr):
+            for c, e, pad in zip(clips, arr, paddings):
                 if c.keep_encoding:
-                    c.encoding = np.ascontiguousarray(e)
+                    c.encoding, c.encoded_with = np.ascontiguousarray(e), pad
         return encoded
 
-    def rows(self, encoded, idx: list[int], clips: list[Clip]):
+    def rows(self, encoded, idx: list[int], clips: list[Clip], languages: list[str | None] | None = None):
         """The encoder output of clips[idx] (generate/align take one batch at a time): on the CPU the
         rows of `encoded` (an encoder pass costs a 30 s window per clip, whatever its length), on a
         GPU the clips encoded again (the output lives in device memory)."""
         if len(idx) == len(clips):
             return encoded
         if self.device != "cpu":
-            return self.encode([clips[i] for i in idx])
+            return self.encode([clips[i] for i in idx], languages and [languages[i] for i in idx])
         import ctranslate2
 
         self._held_rows = np.ascontiguousarray(np.asarray(encoded)[idx])  # the view shares this memory
@@ -365,6 +380,9 @@ class WhisperEngine:
         if any(c.language is None for c in clips):
             detected = self.detect_languages(encoded)
             langs = [given if given[0] else found for given, found in zip(langs, detected)]
+            if any(self.padding_of(lang) != self.padding_of(c.language) for c, (lang, _) in zip(clips, langs)):
+                # a detected language padded otherwise: encoded again as that language asks
+                encoded = self.encode(clips, [lang for lang, _ in langs])
         tokenizers = {lang: self.tokenizer(lang) for lang, _ in langs}
         results: list[Decoded | None] = [None] * len(clips)
         tokens: list[list[int]] = [[] for _ in clips]
@@ -374,8 +392,10 @@ class WhisperEngine:
             for i in range(len(clips)):  # generate needs the whole encoded batch: one prompt each
                 tok = tokenizers[langs[i][0]]
                 previous = tok.encode(" " + clips[i].prompt.strip()) if clips[i].prompt else []
-                prompts.append(self.model.get_prompt(tok, previous, without_timestamps=True))
-            generated = self._generate(encoded, clips, prompts, temperature, best_of, max_length)
+                prompts.append(self.model.get_prompt(tok, previous,
+                                                     without_timestamps=langs[i][0] not in self.timestamp_tokens))
+            generated = self._generate(encoded, clips, prompts, temperature, best_of, max_length,
+                                       [lang for lang, _ in langs])
         # the tokens each clip's text was written with, where they differ from those it is aligned with
         canonical: dict[int, list[int]] = {}
         for i in to_decode:
@@ -399,7 +419,7 @@ class WhisperEngine:
         return results
 
     def _generate(self, encoded, clips: list[Clip], prompts: list[list[int]], temperature: float = 0.0,
-                  best_of: int = 5, max_length: int | None = None) -> list:
+                  best_of: int = 5, max_length: int | None = None, languages: list[str] | None = None) -> list:
         """One generate call per prompt length (detected languages can still mix prompts). Above
         temperature 0: sampling from the whole distribution, `best_of` samples, the best first (as
         faster-whisper's fallback)."""
@@ -415,7 +435,7 @@ class WhisperEngine:
             return self.model.model.generate(encoded, prompts, **kwargs)
         out = [None] * len(clips)
         for idx in by_len.values():
-            sub = self.rows(encoded, idx, clips)
+            sub = self.rows(encoded, idx, clips, languages)
             for i, res in zip(idx, self.model.model.generate(sub, [prompts[i] for i in idx], **kwargs)):
                 out[i] = res
         return out
@@ -432,7 +452,7 @@ class WhisperEngine:
             if not idx:
                 continue
             tok = tokenizers[lang]
-            sub = self.rows(encoded, idx, clips)  # align needs the encoder output of exactly these clips
+            sub = self.rows(encoded, idx, clips, [lang for lang, _ in langs])  # align needs the encoder output of exactly these clips
             frames = [max(1, min(3000, len(clips[i].audio) // 160)) for i in idx]
             aligned = self.model.model.align(sub, tok.sot_sequence, [tokens[i] for i in idx], frames)
             for i, res in zip(idx, aligned):
