@@ -134,6 +134,9 @@ class ChannelStream:
                     pending = [np.pad(b, ((0, n - len(b)), (0, 0))) for b in pending]
                 else:
                     n = min(len(b) for b, d in zip(pending, done) if not d)
+                    # a file that has ended is silent from its end on, while the others go on
+                    pending = [np.pad(b, ((0, n - len(b)), (0, 0))) if d and len(b) < n else b
+                               for b, d in zip(pending, done)]
                 if n == 0:
                     if all(done):
                         break
