@@ -399,11 +399,11 @@ def _coarse(wr, mr, wo, mo, fs: int, max_offset: float, drift_max: float,
                     found.extend(((lo + idx) / fc - t, zz) for idx, zz in _top_peaks(z, 2, int(0.002 * fc))
                                  if zz >= thr)
             found.sort(key=lambda c: -c[1])  # one candidate per distinct lag (hypotheses near the truth agree)
-            kept: list[float] = []
-            for lag, _ in found:
-                if all(abs(lag - k) > 2 * COARSE_TOL_S for k in kept):
-                    kept.append(lag)
-            cands.extend((t, lag, p) for lag in kept)
+            kept: list[tuple[float, float]] = []
+            for lag, zz in found:
+                if all(abs(lag - k) > 2 * COARSE_TOL_S for k, _ in kept):
+                    kept.append((lag, zz))
+            cands.extend((t, lag, p, zz) for lag, zz in kept)
         if done >= 8 and (done % 4 == 0 or done == n_probes):
             best = _coarse_line(cands, drift_max)
             # enough: four probes on one line, spanning at least 40 % of the reference
@@ -417,12 +417,17 @@ def _coarse(wr, mr, wo, mo, fs: int, max_offset: float, drift_max: float,
 
 
 def _coarse_line(cands, drift_max) -> tuple[float, float, int, float] | None:
-    """RANSAC (exhaustive over pairs) line through the probe candidates: (a, s, probes, span)."""
+    """RANSAC (exhaustive over pairs) line through the probe candidates: (a, s, probes, span). A line
+    is scored by the probes on it, then by the strength of its peaks (the z of each probe's
+    strongest peak on it, summed): with few probes, lines through a reverberant leak's reflections
+    (a few ms from the direct path, so a slope of hundreds of ppm over a short call) can reach as
+    many probes as the direct path's, whose peaks are the stronger ones."""
     if len({c[2] for c in cands}) < 2:
         return None
     t_arr = np.array([c[0] for c in cands])
     lag_arr = np.array([c[1] for c in cands])
     pid = np.array([c[2] for c in cands])
+    z_arr = np.array([c[3] for c in cands])
     best = None
     n = len(cands)
     for i in range(n):
@@ -435,7 +440,10 @@ def _coarse_line(cands, drift_max) -> tuple[float, float, int, float] | None:
             a = lag_arr[i] - s * t_arr[i]
             r = np.abs(lag_arr - (a + s * t_arr))
             inl = r <= COARSE_TOL_S
-            score = (len(set(pid[inl].tolist())), -float(np.sum(r[inl])))
+            strongest: dict[int, float] = {}
+            for probe, zz in zip(pid[inl].tolist(), z_arr[inl].tolist()):
+                strongest[probe] = max(zz, strongest.get(probe, 0.0))
+            score = (len(strongest), sum(strongest.values()))
             if best is None or score > best[0]:
                 best = (score, inl)
     if best is None:
