@@ -158,6 +158,23 @@ def read_window(path: str, start: float, end: float) -> tuple[np.ndarray, int]:
     return data.T.copy(), sr
 
 
+# below 16-bit quantisation noise (about -101 dBFS): nothing was recorded there
+DIGITAL_SILENCE_DB = -100.0
+
+
+def noise_floor_db(energy_db: np.ndarray, percentile: float = 10.0, default: float | None = None) -> float | None:
+    """A channel's noise floor: the `percentile` of its frame energies (dB) over the frames that
+    hold a signal. Digital silence is no noise floor: a file padded where its recorder was not
+    running (the lead of a synced phone, the end of the shorter file) would put the floor at the
+    -120 dB of an empty frame, and every boundary snapped "above the floor" would run to the end
+    of its range. `default` when there are no frames at all."""
+    energy_db = np.asarray(energy_db, dtype=np.float64).ravel()
+    if not len(energy_db):
+        return default
+    live = energy_db[energy_db > DIGITAL_SILENCE_DB]
+    return float(np.percentile(live if len(live) else energy_db, percentile))
+
+
 def frame_energy_db(x: np.ndarray, hop: int) -> np.ndarray:
     """Per-frame energy (dB) of (channels, n) audio with non-overlapping frames of `hop` samples."""
     n = x.shape[-1] // hop

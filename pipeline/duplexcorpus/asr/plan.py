@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from duplexcorpus.asr.timing import HOP_S
-from duplexcorpus.audio import frame_energy_db, read_window
+from duplexcorpus.audio import frame_energy_db, noise_floor_db, read_window
 
 CLIP_SECONDS = 30.0  # one Whisper clip
 
@@ -148,7 +148,7 @@ def clip_audio(path: str, channel: int, plan: ClipPlan, pad: float, gap: float, 
         i = int(round(offset * sr))
         x[i: i + len(piece)] = piece[: len(x) - i]
     energy = np.concatenate(energies) if energies else np.zeros(0)
-    floor = float(np.percentile(energy, 10)) if len(energy) else -100.0
+    floor = noise_floor_db(energy, default=-100.0)
     return x, floor
 
 

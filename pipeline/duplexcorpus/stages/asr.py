@@ -98,7 +98,7 @@ class Unit:
 
 class AsrStage(Stage):
     name = "asr"
-    version = "16"
+    version = "17"
     config_section = "asr"
     reads = ("decrosstalk", "ipus", "diarize")  # the IPUs as diarize leaves them (split per speaker)
     SEGMENTS = Output("segments.json", read=load_segments, description="the IPUs with their text in attributes")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from duplexcorpus.audio import ChannelStream, frame_energy_db
+from duplexcorpus.audio import ChannelStream, frame_energy_db, noise_floor_db
 from duplexcorpus.frames import FRAME_RATE
 from duplexcorpus.records import Event, Segment, load_events, load_segments, record_dicts
 from duplexcorpus.stages.base import Output, Stage, WorkItem
@@ -105,7 +105,7 @@ def snap(t: float, energy: np.ndarray, threshold: float, rng: float, is_start: b
 
 class IpuStage(Stage):
     name = "ipus"
-    version = "5"
+    version = "6"
     config_section = "ipu"
     reads = ("tracks", "vad", "crosstalk")
     SEGMENTS = Output("segments.json", read=load_segments, description="IPUs (Segment records)")
@@ -129,7 +129,7 @@ class IpuStage(Stage):
                 if e - s >= gap:
                     long_leak[s:e] = True
             spans = bridge(runs(hyst & ~long_leak), gap)
-            floor = np.percentile(fine[c], 10) if fine is not None and fine.shape[1] else None
+            floor = noise_floor_db(fine[c]) if fine is not None else None
             # the leak mask on the 8 ms grid (a VAD frame is 32 ms = 4 fine frames)
             per = int(round(1 / FRAME_RATE / FINE_HOP_S))
             blocked = np.repeat(mask[c], per)[: fine.shape[1]] if floor is not None else None

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from duplexcorpus.audio import ChannelStream, frame_energy_db, read_window
+from duplexcorpus.audio import ChannelStream, frame_energy_db, noise_floor_db, read_window
 from duplexcorpus.frames import ANALYSIS_RATE, FRAME_RATE, HOP
 from duplexcorpus.nonverbal.detect import TYPES, SOUND_TYPES, frame_tracks, leak_source, speech_laugh, spans
 from duplexcorpus.records import Event, load_events, record_dicts
@@ -45,7 +45,7 @@ def _load_scores(path: Path) -> dict[str, np.ndarray]:
 
 class NonverbalStage(Stage):
     name = "nonverbal"
-    version = "2"
+    version = "3"
     config_section = "nonverbal"
     reads = ("tracks", "decrosstalk", "vad", "crosstalk", "asr")
     EVENTS = Output("nonverbal.json", read=load_events,
@@ -81,7 +81,7 @@ class NonverbalStage(Stage):
         energy = np.stack([self._energy(analysis, c, frames) for c in range(channels)])
         sound = np.zeros((channels, frames), bool)
         for c in range(channels):
-            floor = np.percentile(energy[c], 10) if frames else 0.0
+            floor = noise_floor_db(energy[c], default=0.0)
             sound[c] = energy[c] >= floor + cfg.active_db
         for c in range(channels):  # one channel at a time: memory stays flat with length
             audio = (b[0] for b in ChannelStream([(analysis, c)], ANALYSIS_RATE).blocks())
