@@ -7,7 +7,8 @@ canceller, no crosstalk attribution) in the same run. 200 ms collar on both boun
     .venv/bin/python bench/bench_stress.py --choose --seeds 100-107 --work /tmp/dxc-stress
 
 **Parameters (thresholds, ranges, model choices) may only be chosen, tuned or compared on the choose
-range (seeds 100-119).** The report range (200-239) is looked at to report numbers, never to pick
+range (seeds 100-119, or other seeds under 200 given with --seeds: the two-file calls among 120-199
+were rendered to find the sync and noise-floor faults).** The report range (200-239) is looked at to report numbers, never to pick
 anything; a change made after looking at it makes its numbers a tuning result. Neither range is an
 evaluation set: the generator is ours (synthetic espeak speech, synthetic rooms and codecs).
 
