@@ -1,5 +1,6 @@
 """Accuracy on data_samples against the truth: the pipeline vs naive per-channel silero (no
-crosstalk handling), in one run. 200 ms collar on both boundaries.
+crosstalk handling: neither the leak canceller before VAD nor the attribution after it, as
+bench_stress.py's baseline), in one run. 200 ms collar on both boundaries.
     .venv/bin/python bench/bench_accuracy.py
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     rows = {}
-    for name, overrides in (("pipeline", {}), ("naive silero", {"crosstalk.enabled": False})):
+    for name, overrides in (("pipeline", {}), ("naive silero", {"crosstalk.enabled": False, "decrosstalk.enabled": False})):
         out = Path(tempfile.mkdtemp(prefix="dxc-acc-")) / "out"
         run(ROOT / "data_samples" / "audio", out, load_workflow(None, overrides), executor="local")
         rows[name] = score_run(out / "tables", ROOT / "data_samples" / "truth")
