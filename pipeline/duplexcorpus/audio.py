@@ -129,14 +129,11 @@ class ChannelStream:
                         out, skip[i] = out[cut:], skip[i] - cut
                     pending[i] = np.concatenate([pending[i], out])
                     done[i] = last
-                if all(done):
-                    n = max(len(b) for b in pending)
-                    pending = [np.pad(b, ((0, n - len(b)), (0, 0))) for b in pending]
-                else:
-                    n = min(len(b) for b, d in zip(pending, done) if not d)
-                    # a file that has ended is silent from its end on, while the others go on
-                    pending = [np.pad(b, ((0, n - len(b)), (0, 0))) if d and len(b) < n else b
-                               for b, d in zip(pending, done)]
+                running = [len(b) for b, d in zip(pending, done) if not d]
+                n = min(running) if running else max(len(b) for b in pending)
+                # a file that has ended is silent from its end on, while the others go on
+                pending = [np.pad(b, ((0, n - len(b)), (0, 0))) if d and len(b) < n else b
+                           for b, d in zip(pending, done)]
                 if n == 0:
                     if all(done):
                         break

@@ -36,8 +36,10 @@ empty bins, about doubling the peak's z-score for a weak leak.
    2 kHz (300-950 Hz, where speech is strongest), for a grid of drift hypotheses fine enough that
    the drift left inside one probe smears its peak by at most a quarter period of the highest
    frequency used (11 hypotheses for +-300 ppm). The significant peaks of all probes go into an
-   exhaustive RANSAC line fit (lag vs time, slope = drift): a coarse offset and drift, locked onto
-   one direction of the leak.
+   exhaustive RANSAC line fit (lag vs time, slope = drift; the line reaching the most probes, ties
+   broken by its peaks' summed z, since a reverberant leak's reflections a few ms from the direct
+   path can line up across a short call's few probes at a slope hundreds of ppm off): a coarse
+   offset and drift, locked onto one direction of the leak.
 2. Fine: the whole whitened other file is resampled by the coarse drift (soxr) and shifted by the
    coarse offset; windows (8 s, hop 4 s, at most 400 spread over the overlap) are correlated (A and
    B) within +-(2 * max leak delay + 50 ms) of the coarse line. The two strongest peaks of each

@@ -380,9 +380,10 @@ class WhisperEngine:
         if any(c.language is None for c in clips):
             detected = self.detect_languages(encoded)
             langs = [given if given[0] else found for given, found in zip(langs, detected)]
-            if any(self.padding_of(lang) != self.padding_of(c.language) for c, (lang, _) in zip(clips, langs)):
-                # a detected language padded otherwise: encoded again as that language asks
-                encoded = self.encode(clips, [lang for lang, _ in langs])
+        names = [lang for lang, _ in langs]
+        if any(self.padding_of(lang) != self.padding_of(c.language) for c, lang in zip(clips, names)):
+            # a detected language padded otherwise: encoded again as that language asks
+            encoded = self.encode(clips, names)
         tokenizers = {lang: self.tokenizer(lang) for lang, _ in langs}
         results: list[Decoded | None] = [None] * len(clips)
         tokens: list[list[int]] = [[] for _ in clips]
@@ -394,8 +395,7 @@ class WhisperEngine:
                 previous = tok.encode(" " + clips[i].prompt.strip()) if clips[i].prompt else []
                 prompts.append(self.model.get_prompt(tok, previous,
                                                      without_timestamps=langs[i][0] not in self.timestamp_tokens))
-            generated = self._generate(encoded, clips, prompts, temperature, best_of, max_length,
-                                       [lang for lang, _ in langs])
+            generated = self._generate(encoded, clips, prompts, temperature, best_of, max_length, names)
         # the tokens each clip's text was written with, where they differ from those it is aligned with
         canonical: dict[int, list[int]] = {}
         for i in to_decode:
@@ -452,7 +452,7 @@ class WhisperEngine:
             if not idx:
                 continue
             tok = tokenizers[lang]
-            sub = self.rows(encoded, idx, clips, [lang for lang, _ in langs])  # align needs the encoder output of exactly these clips
+            sub = self.rows(encoded, idx, clips, [name for name, _ in langs])  # exactly these clips' output
             frames = [max(1, min(3000, len(clips[i].audio) // 160)) for i in idx]
             aligned = self.model.model.align(sub, tok.sot_sequence, [tokens[i] for i in idx], frames)
             for i, res in zip(idx, aligned):
