@@ -176,10 +176,12 @@ class AsrConfig:
     beam_size: int = 5
     # English inside Mandarin (asr/codeswitch.py): low-probability runs of characters heard again,
     # kept as English when Whisper identifies English there and its words' mean probability is at
-    # least `codeswitch_min_english`; edge words under `codeswitch_edge_floor` left out
+    # least `codeswitch_min_english`; edge words under `codeswitch_edge_floor` left out (even odds,
+    # as the characters that made the run suspect: an unsure English edge word is no better evidence
+    # than the Mandarin row it would replace)
     codeswitch: bool = True
     codeswitch_min_english: float = 0.6
-    codeswitch_edge_floor: float = 0.3
+    codeswitch_edge_floor: float = 0.5
     # How each language's clips are decoded. `mel_padding` (language -> audio | log_mel; unlisted:
     # audio): a clip under 30 s padded with zeros in the audio before the log-mel (openai-whisper,
     # whisperx) or in the log-mel (faster-whisper's transcribe); a plain string applies to every

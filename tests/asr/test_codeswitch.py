@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from duplexcorpus.asr.codeswitch import english_words, suspect_runs
+from duplexcorpus.asr.codeswitch import covered_rows, english_words, suspect_runs
 
 
 def row(word, start, end, score, channel=0, language="zh"):
@@ -35,6 +35,19 @@ def test_confident_english_replaces_a_run_without_its_unsure_edges():
              row("go.", 1.0, 1.3, 0.98, language=None)]
     kept = english_words("en", "I can't let it go.", heard, min_english=0.6, edge_floor=0.3)
     assert [w["word"] for w in kept] == ["can't", "let", "it", "go."]
+
+
+def test_english_replaces_the_rows_it_covers_in_time_not_the_whole_run():
+    # zh_mixed_dev "打开Let It Go": the run held 打开 too, its English edge word was dropped as unsure,
+    # and 够 (even odds, outside the run) is the title's last syllable heard a second time
+    words = [row("打", 0.30, 0.50, 0.3), row("开", 0.50, 0.74, 0.4), row("来", 0.74, 0.90, 0.2),
+             row("看", 0.90, 1.00, 0.2), row("就", 1.00, 1.10, 0.3), row("够", 1.10, 1.67, 0.52),
+             row("好", 1.80, 2.00, 0.9),  # a character after the title: untouched
+             row("看", 0.90, 1.00, 0.2, channel=1)]  # the other channel: untouched
+    english = [row("let", 0.74, 0.92, 0.83, language="en"), row("it", 0.92, 1.10, 0.91, language="en"),
+               row("go", 1.10, 1.30, 0.93, language="en")]
+    assert covered_rows(words, 0, english) == {2, 3, 4, 5}
+    assert covered_rows(words, 0, []) == set()
 
 
 def test_mandarin_identified_translations_and_hallucinations_keep_the_mandarin():
@@ -69,6 +82,10 @@ def test_an_english_title_inside_mandarin_comes_back_english(tmp_path):
     english = words[(words.recording_id == "cs") & (words.language == "en")]
     assert {"let", "it", "go"} <= set(english.word.str.lower()), words[words.recording_id == "cs"].word.tolist()
     assert not english.word.str.contains(r"[.,!?]").any()  # punctuation apart, in `punct`
+    # the title is written once: no Mandarin row left under the English words (the same sound twice)
+    cs = words[words.recording_id == "cs"]
+    mandarin = cs[cs.language == "zh"].to_dict("records")
+    assert not covered_rows(mandarin, 0, english.to_dict("records")), cs.word.tolist()
     assert (words[words.recording_id == "read"].language == "zh").all()  # plain Mandarin stays Mandarin
     tried = [c for p in (tmp_path / "out" / "cache" / "asr").glob("cs/*/clips.json")
              for c in json.loads(p.read_text()) if c["role"] == "codeswitch"]

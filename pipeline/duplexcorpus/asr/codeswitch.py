@@ -11,7 +11,10 @@ between the channel's languages, and a run is written in English only when
   for English on Mandarin speech translates, and a translation's words are unsure;
 - and the English text is not a known hallucination phrase ("thank you").
 Otherwise the Mandarin rows stay. Unsure English words at the run's edges (below `edge_floor`) are
-left out: the cut holds a little Mandarin either side.
+left out: the cut holds a little Mandarin either side. What the English replaces is decided by time,
+not by the run: a Mandarin row goes when the kept English covers most of it, or when it covers most
+of one English word (the same sound written twice: a title's last syllable the first decode gave
+even odds, or cut short at the run's end); a row of the run the kept English does not reach stays.
 """
 from __future__ import annotations
 
@@ -87,3 +90,25 @@ def english_words(language: str, text: str, words: list[dict], min_english: floa
     while hi > lo and words[hi - 1]["score"] < edge_floor:
         hi -= 1
     return words[lo:hi] or None
+
+
+def covered_rows(words: list[dict], channel: int, english: list[dict]) -> set[int]:
+    """Indices of the Mandarin rows on `channel` that the placed English words stand for (see the
+    module docstring): at least half of the row inside the English words' span, or at least half of
+    one English word inside the row."""
+    if not english:
+        return set()
+    lo, hi = min(w["start"] for w in english), max(w["end"] for w in english)
+    out = set()
+    for i, w in enumerate(words):
+        if w.get("channel") != channel or w.get("language") != "zh" or not has_han(w["word"]):
+            continue
+        length = max(w["end"] - w["start"], 1e-3)
+        if _overlap(w, lo, hi) >= length / 2 or any(
+                _overlap(w, e["start"], e["end"]) >= max(e["end"] - e["start"], 1e-3) / 2 for e in english):
+            out.add(i)
+    return out
+
+
+def _overlap(word: dict, start: float, end: float) -> float:
+    return max(0.0, min(word["end"], end) - max(word["start"], start))

@@ -98,7 +98,7 @@ class Unit:
 
 class AsrStage(Stage):
     name = "asr"
-    version = "17"
+    version = "18"
     config_section = "asr"
     reads = ("decrosstalk", "ipus", "diarize")  # the IPUs as diarize leaves them (split per speaker)
     SEGMENTS = Output("segments.json", read=load_segments, description="the IPUs with their text in attributes")
@@ -407,8 +407,9 @@ class AsrStage(Stage):
                 if keep is not None:
                     # placed as the Mandarin channel's words: Latin rows with language en, the
                     # punctuation apart (the character contract, asr/units.py)
-                    st.words += self.aligner.place(p, audio, floor, "zh", keep, source="asr", text=d.text)
-                    replaced.setdefault(p.item, set()).update(run.rows)
+                    english = self.aligner.place(p, audio, floor, "zh", keep, source="asr", text=d.text)
+                    replaced.setdefault(p.item, set()).update(codeswitch.covered_rows(st.words, p.channel, english))
+                    st.words += english
         for k, rows in replaced.items():
             states[k].words = [w for i, w in enumerate(states[k].words) if i not in rows]
 
