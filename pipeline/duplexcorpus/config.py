@@ -109,7 +109,12 @@ class IpuConfig:
     max_crosstalk_share: float = 0.5  # an IPU mostly made of leak is removed whole
     refine_boundaries: bool = True  # snap boundaries to the 8 ms energy envelope
     refine_range: float = 0.25  # how far (s) a boundary may move when snapped
-    refine_floor_db: float = 6.0  # envelope threshold above the channel's noise floor
+    # a boundary is where the channel's own speech carries as much power as the noise there (3 dB
+    # over the floor: SNR 0 dB), on the envelope averaged over 24 ms (three 8 ms frames), over
+    # which noise alone hardly fluctuates; see stages/ipus.py
+    refine_floor_db: float = 3.0
+    refine_smooth_s: float = 0.024
+    refine_above_leak: bool = True  # moving out past the VAD, also 3 dB over the predicted leak
 
 
 @dataclass(frozen=True)

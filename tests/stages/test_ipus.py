@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from duplexcorpus.stages.ipus import FINE_HOP_S, bridge, hysteresis, runs, snap
+from duplexcorpus.audio import frame_energy_db, noise_floor_db
+from duplexcorpus.stages.ipus import FINE_HOP_S, bridge, hysteresis, runs, smoothed_db, snap
 
 
 def test_hysteresis_opens_at_onset_and_closes_below_offset():
@@ -46,3 +47,34 @@ def test_snap_ends_at_the_last_loud_frame_either_way(envelope):
 def test_snap_never_moves_further_than_its_range(envelope):
     far = 10 * FINE_HOP_S  # 40 frames before the onset, range 0.1 s = 12 frames: nothing loud in reach
     assert snap(far, envelope, -30.0, 0.1, is_start=True) == far
+
+
+def test_a_soft_tail_in_noise_is_kept_by_the_smoothed_envelope():
+    """At 10-17 dB SNR a word's soft ending sits a few dB above the noise. On the 8 ms envelope
+    noise alone reaches floor + 5 dB, so a threshold that noise never crosses also cuts the tail;
+    averaged over 24 ms the noise hardly moves and floor + 3 dB (as much speech power as noise
+    power) finds the tail's end."""
+    rate, rng = 16_000, np.random.default_rng(7)
+    noise = rng.standard_normal(4 * rate) * 0.01
+    speech = np.zeros_like(noise)
+    speech[rate: rate + rate // 2] = rng.standard_normal(rate // 2) * 0.1  # 1.0-1.5 s: 20 dB over the noise
+    speech[rate + rate // 2: rate + rate // 2 + 1920] = rng.standard_normal(1920) * 0.0122  # 1.5-1.62 s: +3.9 dB in all
+    hop = int(FINE_HOP_S * rate)
+    raw = frame_energy_db(noise + speech, hop)
+    vad_end = 1.6  # the VAD frame grid put the end near the tail's end
+
+    smooth = smoothed_db(raw, 3)
+    end = snap(vad_end, smooth, noise_floor_db(smooth) + 3.0, 0.25, is_start=False)
+    assert abs(end - 1.62) <= 0.03  # the tail's end, not the loud part's
+
+    unsmoothed = snap(vad_end, raw, noise_floor_db(raw) + 6.0, 0.25, is_start=False)
+    assert unsmoothed < 1.53  # the same tail lost on the raw envelope
+
+
+def test_smoothing_keeps_the_shape_of_a_multichannel_envelope():
+    e = np.array([[-60.0, -60.0, 0.0, -60.0, -60.0], [-30.0] * 5])
+    out = smoothed_db(e, 3)
+    assert out.shape == e.shape
+    assert out[0, 2] == pytest.approx(10 * np.log10(1 / 3), abs=1e-3) and out[0, 1] > -10  # power spread, centred
+    assert np.allclose(out[1, 1:-1], -30.0)
+    assert smoothed_db(e, 1) is e

@@ -7,8 +7,14 @@
    IPUs are split only at leak runs at least `bridge` long: the leak canceller (decrosstalk)
    already removed the bulk of the leak before VAD, and short mid-IPU "leak" frames under loud
    overlap are more often soft own speech;
-4. boundaries snap to the channel's 8 ms energy envelope (VAD frames are 32 ms), within a small
-   range and never into frames attributed to leak, and the bridge rule is applied again to the snapped boundaries.
+4. boundaries snap to the channel's energy envelope (8 ms frames averaged over 24 ms; VAD frames
+   are 32 ms), within a small range and never into frames attributed to leak, to where the
+   channel's own speech carries `refine_floor_db` (3 dB: as much power as the noise) over its
+   noise floor -- and, to move out beyond the VAD's boundary, over the leak the canceller's paths
+   predict there too; the bridge rule is applied again to the snapped boundaries. At 10-17 dB
+   SNR a word's soft ending is a few dB over the noise: a fixed 6 dB over the 8 ms floor cut one
+   IPU end in five by more than 100 ms, which turned short overlaps into gaps (stress seeds for
+   choosing, bench/bench_stress.py).
 Suppressed stretches are reported as `crosstalk` events, so nothing disappears unexplained.
 """
 from __future__ import annotations
@@ -22,6 +28,7 @@ from duplexcorpus.frames import FRAME_RATE
 from duplexcorpus.records import Event, Segment, load_events, load_segments, record_dicts
 from duplexcorpus.stages.base import Output, Stage, WorkItem
 from duplexcorpus.stages.crosstalk import CrosstalkStage
+from duplexcorpus.stages.decrosstalk import DecrosstalkStage
 from duplexcorpus.stages.tracks import TracksStage
 from duplexcorpus.stages.vad import VadStage
 from duplexcorpus.storage import write_json
@@ -67,47 +74,89 @@ def fine_energy(path: str, channels: int, rate: int) -> np.ndarray:
     return np.concatenate(parts, axis=1) if parts else np.zeros((channels, 0))
 
 
-def snap(t: float, energy: np.ndarray, threshold: float, rng: float, is_start: bool,
-         blocked: np.ndarray | None = None) -> float:
-    """Move a boundary to where the envelope crosses `threshold`, at most `rng` seconds away.
+def smoothed_db(energy_db: np.ndarray, frames: int) -> np.ndarray:
+    """The envelope averaged in power over `frames` fine frames (centred): noise alone fluctuates
+    less around its floor, so a tail of speech near the floor stands out of it."""
+    if frames <= 1 or energy_db.shape[-1] == 0:
+        return energy_db
+    power = 10 ** (energy_db / 10)
+    kernel = np.ones(frames) / frames
+    avg = np.stack([np.convolve(row, kernel, mode="same") for row in np.atleast_2d(power)])
+    return 10 * np.log10(avg.reshape(energy_db.shape) + 1e-12)
+
+
+def noise_or_leak_db(floor_db: float, predicted_leak: np.ndarray | None, frames: int) -> float | np.ndarray:
+    """The louder of what a channel holds besides its own speaker, per 8 ms frame (dB): its noise
+    floor, or the leak the canceller's estimated paths predict from every other channel
+    (`predicted_leak`, mean square per 32 ms VAD frame, summed over sources; None or all zero: the
+    floor alone). Own speech is told from each by its margin over each."""
+    if predicted_leak is None or not predicted_leak.any():
+        return floor_db
+    per = int(round(1 / FRAME_RATE / FINE_HOP_S))
+    leak = np.repeat(predicted_leak, per)[:frames]
+    leak = np.pad(leak, (0, frames - len(leak)))
+    return np.maximum(floor_db, 10 * np.log10(leak + 1e-20))
+
+
+class _Loud:
+    """`loud[j]`: frame j of the envelope at or above its threshold (only the frames asked for)."""
+
+    def __init__(self, energy: np.ndarray, threshold: np.ndarray):
+        self.energy, self.threshold = energy, threshold
+
+    def __getitem__(self, j: int) -> bool:
+        return bool(self.energy[j] >= self.threshold[j])
+
+
+def snap(t: float, energy: np.ndarray, threshold: float | np.ndarray, rng: float, is_start: bool,
+         blocked: np.ndarray | None = None, extend_threshold: float | np.ndarray | None = None) -> float:
+    """Move a boundary to where the envelope crosses `threshold` (one value, or one per frame), at
+    most `rng` seconds away.
 
     `blocked` (same grid as `energy`): frames attributed to another channel's leak; a boundary is
-    never extended into them (a loud leak is "still loud" but not this speaker)."""
+    never extended into them (a loud leak is "still loud" but not this speaker).
+    `extend_threshold` (default `threshold`): what a frame beyond the VAD's boundary must reach for
+    the boundary to move out over it. The VAD heard the frames inside on the leak-cancelled signal,
+    so they need only stand above the noise; a frame outside needs evidence the leak does not explain."""
     i = int(round(t / FINE_HOP_S))
     k = int(round(rng / FINE_HOP_S))
     n = len(energy)
     if n == 0:
         return t
     i = min(max(i, 0), n - 1)
+    thr = np.broadcast_to(np.asarray(threshold, dtype=float), energy.shape)  # a view: no copy per boundary
+    loud = _Loud(energy, thr)
+    outward = loud if extend_threshold is None else \
+        _Loud(energy, np.broadcast_to(np.asarray(extend_threshold, dtype=float), energy.shape))
     free = (lambda j: not blocked[j]) if blocked is not None and len(blocked) >= n else (lambda j: True)
     if is_start:
         j = i
-        if energy[i] >= threshold:  # extend earlier while still loud
-            while j > max(0, i - k) and energy[j - 1] >= threshold and free(j - 1):
+        if loud[i]:  # extend earlier while still loud
+            while j > max(0, i - k) and outward[j - 1] and free(j - 1):
                 j -= 1
         else:  # started early: move to the first loud frame
-            while j < min(n - 1, i + k) and energy[j] < threshold:
+            while j < min(n - 1, i + k) and not loud[j]:
                 j += 1
-            if energy[j] < threshold:
+            if not loud[j]:
                 return t
         return j * FINE_HOP_S
     j = min(i, n - 1)
-    if j > 0 and energy[j - 1] >= threshold:  # extend later while still loud
-        while j < min(n, i + k) and energy[j] >= threshold and free(j):
+    if j > 0 and loud[j - 1]:  # extend later while still loud
+        while j < min(n, i + k) and outward[j] and free(j):
             j += 1
     else:  # ended late: move back to the last loud frame
-        while j > max(0, i - k) and energy[j - 1] < threshold:
+        while j > max(0, i - k) and not loud[j - 1]:
             j -= 1
-        if j == 0 or energy[j - 1] < threshold:
+        if j == 0 or not loud[j - 1]:
             return t
     return j * FINE_HOP_S
 
 
 class IpuStage(Stage):
     name = "ipus"
-    version = "6"
+    version = "7"
     config_section = "ipu"
-    reads = ("tracks", "vad", "crosstalk")
+    reads = ("tracks", "vad", "crosstalk", "decrosstalk")
     SEGMENTS = Output("segments.json", read=load_segments, description="IPUs (Segment records)")
     CROSSTALK_EVENTS = Output("crosstalk_events.json", read=load_events, description="what was suppressed as leak")
 
@@ -119,6 +168,9 @@ class IpuStage(Stage):
         cfg = self.cfg
         fine = fine_energy(str(item.path(TracksStage.AUDIO)), rec.num_channels, self.workflow.tracks.sample_rate) \
             if cfg.refine_boundaries else None
+        if fine is not None:
+            fine = smoothed_db(fine, int(round(cfg.refine_smooth_s / FINE_HOP_S)))
+        leak_power = item.read(DecrosstalkStage.LEAK_ENERGY)["predicted"] if cfg.refine_above_leak else None
         segments, crosstalk = [], []
         for c in range(rec.num_channels):
             hyst = hysteresis(probs[c], cfg.onset, cfg.offset)
@@ -130,6 +182,9 @@ class IpuStage(Stage):
                     long_leak[s:e] = True
             spans = bridge(runs(hyst & ~long_leak), gap)
             floor = noise_floor_db(fine[c]) if fine is not None else None
+            # a boundary moves out only where own speech carries refine_floor_db over noise + leak
+            outer = noise_or_leak_db(floor, leak_power[c].sum(axis=0) if leak_power is not None else None,
+                                      fine.shape[1]) if floor is not None else None
             # the leak mask on the 8 ms grid (a VAD frame is 32 ms = 4 fine frames)
             per = int(round(1 / FRAME_RATE / FINE_HOP_S))
             blocked = np.repeat(mask[c], per)[: fine.shape[1]] if floor is not None else None
@@ -151,9 +206,9 @@ class IpuStage(Stage):
                     continue
                 start, end = s / FRAME_RATE, e / FRAME_RATE
                 if floor is not None:
-                    thr = floor + cfg.refine_floor_db
-                    start = snap(start, fine[c], thr, cfg.refine_range, True, blocked)
-                    end = snap(end, fine[c], thr, cfg.refine_range, False, blocked)
+                    thr, out_thr = floor + cfg.refine_floor_db, outer + cfg.refine_floor_db
+                    start = snap(start, fine[c], thr, cfg.refine_range, True, blocked, out_thr)
+                    end = snap(end, fine[c], thr, cfg.refine_range, False, blocked, out_thr)
                 if placed and start - placed[-1][1] < cfg.bridge:
                     # the snapped (8 ms) silence is shorter than the bridge: one IPU after all
                     start, s = placed[-1][0], placed[-1][2]
