@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from duplexcorpus.audio import frame_energy_db, noise_floor_db
-from duplexcorpus.stages.ipus import FINE_HOP_S, bridge, hysteresis, runs, smoothed_db, snap
+from duplexcorpus.stages.ipus import FINE_HOP_S, bridge, hysteresis, runs, smoothed_db, snap, trim_edge
 
 
 def test_hysteresis_opens_at_onset_and_closes_below_offset():
@@ -64,17 +64,24 @@ def test_a_soft_tail_in_noise_is_kept_by_the_smoothed_envelope():
     vad_end = 1.6  # the VAD frame grid put the end near the tail's end
 
     smooth = smoothed_db(raw, 3)
-    end = snap(vad_end, smooth, noise_floor_db(smooth) + 3.0, 0.25, is_start=False)
+    thr = noise_floor_db(smooth) + 3.0
+    end = trim_edge(snap(vad_end, smooth, thr, 0.25, is_start=False), raw, thr, False, 3)
     assert abs(end - 1.62) <= 0.03  # the tail's end, not the loud part's
 
     unsmoothed = snap(vad_end, raw, noise_floor_db(raw) + 6.0, 0.25, is_start=False)
     assert unsmoothed < 1.53  # the same tail lost on the raw envelope
 
 
-def test_smoothing_keeps_the_shape_of_a_multichannel_envelope():
-    e = np.array([[-60.0, -60.0, 0.0, -60.0, -60.0], [-30.0] * 5])
-    out = smoothed_db(e, 3)
-    assert out.shape == e.shape
-    assert out[0, 2] == pytest.approx(10 * np.log10(1 / 3), abs=1e-3) and out[0, 1] > -10  # power spread, centred
-    assert np.allclose(out[1, 1:-1], -30.0)
+def test_a_sharp_edge_stays_where_it_is_after_smoothing():
+    e = np.array([[-60.0, -60.0, -60.0, 0.0, 0.0, -60.0, -60.0, -60.0], [-30.0] * 8])
+    smooth = smoothed_db(e, 3)
+    assert smooth.shape == e.shape and np.allclose(smooth[1], -30.0)
+    thr = -20.0  # loud: frames 3 and 4; the centred average also lifts frames 2 and 5 over thr
+    assert smooth[0, 2] > thr and smooth[0, 5] > thr
+    start = snap(0.0, smooth[0], thr, 0.25, is_start=True)
+    end = snap(7 * FINE_HOP_S, smooth[0], thr, 0.25, is_start=False)
+    assert start == pytest.approx(2 * FINE_HOP_S) and end == pytest.approx(6 * FINE_HOP_S)
+    assert trim_edge(start, e[0], thr, True, 3) == pytest.approx(3 * FINE_HOP_S)
+    assert trim_edge(end, e[0], thr, False, 3) == pytest.approx(5 * FINE_HOP_S)
+    assert trim_edge(3 * FINE_HOP_S, e[0], thr, True, 3) == pytest.approx(3 * FINE_HOP_S)  # loud: kept
     assert smoothed_db(e, 1) is e

@@ -7,8 +7,8 @@
    IPUs are split only at leak runs at least `bridge` long: the leak canceller (decrosstalk)
    already removed the bulk of the leak before VAD, and short mid-IPU "leak" frames under loud
    overlap are more often soft own speech;
-4. boundaries snap to the channel's energy envelope (8 ms frames averaged over 24 ms; VAD frames
-   are 32 ms), within a small range and never into frames attributed to leak, to where the
+4. boundaries snap to the channel's energy envelope (8 ms frames averaged over 24 ms, the spread
+   over a sharp edge taken back; VAD frames are 32 ms), within a small range and never into frames attributed to leak, to where the
    channel's own speech carries `refine_floor_db` (3 dB: as much power as the noise) over its
    noise floor -- and, to move out beyond the VAD's boundary, over the leak the canceller's paths
    predict there too; the bridge rule is applied again to the snapped boundaries. At 10-17 dB
@@ -76,13 +76,30 @@ def fine_energy(path: str, channels: int, rate: int) -> np.ndarray:
 
 def smoothed_db(energy_db: np.ndarray, frames: int) -> np.ndarray:
     """The envelope averaged in power over `frames` fine frames (centred): noise alone fluctuates
-    less around its floor, so a tail of speech near the floor stands out of it."""
+    less over the average, and the short dips inside a soft word ending are bridged, so a tail of
+    speech near the floor stands out of it. `trim_edge` takes back the spread at a sharp edge."""
     if frames <= 1 or energy_db.shape[-1] == 0:
         return energy_db
-    power = 10 ** (energy_db / 10)
-    kernel = np.ones(frames) / frames
-    avg = np.stack([np.convolve(row, kernel, mode="same") for row in np.atleast_2d(power)])
+    power = 10 ** (np.atleast_2d(energy_db) / 10)
+    n = power.shape[-1]
+    csum = np.concatenate([np.zeros((power.shape[0], 1)), np.cumsum(power, axis=-1)], axis=-1)
+    idx = np.arange(n)
+    lo, hi = np.maximum(idx - frames // 2, 0), np.minimum(idx - frames // 2 + frames, n)
+    avg = (csum[:, hi] - csum[:, lo]) / (hi - lo)
     return 10 * np.log10(avg.reshape(energy_db.shape) + 1e-12)
+
+
+def trim_edge(t: float, raw_db: np.ndarray, threshold: float | np.ndarray, is_start: bool, frames: int) -> float:
+    """Undo what the centred average spreads over a sharp edge: a snapped boundary's outermost
+    frames (at most frames // 2 of them) that are below `threshold` on the raw envelope are left out."""
+    i = int(round(t / FINE_HOP_S))
+    thr = np.broadcast_to(np.asarray(threshold, dtype=float), raw_db.shape)
+    for _ in range(frames // 2):
+        j = i if is_start else i - 1
+        if not 0 <= j < len(raw_db) or raw_db[j] >= thr[j]:
+            break
+        i = i + 1 if is_start else i - 1
+    return i * FINE_HOP_S
 
 
 def noise_or_leak_db(floor_db: float, predicted_leak: np.ndarray | None, frames: int) -> float | np.ndarray:
@@ -168,8 +185,8 @@ class IpuStage(Stage):
         cfg = self.cfg
         fine = fine_energy(str(item.path(TracksStage.AUDIO)), rec.num_channels, self.workflow.tracks.sample_rate) \
             if cfg.refine_boundaries else None
-        if fine is not None:
-            fine = smoothed_db(fine, int(round(cfg.refine_smooth_s / FINE_HOP_S)))
+        smooth = int(round(cfg.refine_smooth_s / FINE_HOP_S))
+        envelope = smoothed_db(fine, smooth) if fine is not None else None
         leak_power = item.read(DecrosstalkStage.LEAK_ENERGY)["predicted"] if cfg.refine_above_leak else None
         segments, crosstalk = [], []
         for c in range(rec.num_channels):
@@ -181,7 +198,7 @@ class IpuStage(Stage):
                 if e - s >= gap:
                     long_leak[s:e] = True
             spans = bridge(runs(hyst & ~long_leak), gap)
-            floor = noise_floor_db(fine[c]) if fine is not None else None
+            floor = noise_floor_db(envelope[c]) if fine is not None else None
             # a boundary moves out only where own speech carries refine_floor_db over noise + leak
             outer = noise_or_leak_db(floor, leak_power[c].sum(axis=0) if leak_power is not None else None,
                                       fine.shape[1]) if floor is not None else None
@@ -207,8 +224,10 @@ class IpuStage(Stage):
                 start, end = s / FRAME_RATE, e / FRAME_RATE
                 if floor is not None:
                     thr, out_thr = floor + cfg.refine_floor_db, outer + cfg.refine_floor_db
-                    start = snap(start, fine[c], thr, cfg.refine_range, True, blocked, out_thr)
-                    end = snap(end, fine[c], thr, cfg.refine_range, False, blocked, out_thr)
+                    start = snap(start, envelope[c], thr, cfg.refine_range, True, blocked, out_thr)
+                    end = snap(end, envelope[c], thr, cfg.refine_range, False, blocked, out_thr)
+                    start = trim_edge(start, fine[c], thr, True, smooth)
+                    end = trim_edge(end, fine[c], thr, False, smooth)
                 if placed and start - placed[-1][1] < cfg.bridge:
                     # the snapped (8 ms) silence is shorter than the bridge: one IPU after all
                     start, s = placed[-1][0], placed[-1][2]
