@@ -66,13 +66,10 @@ def test_missed_turn_and_empty_channel():
 @pytest.mark.slow
 def test_ami_headsets_attribution_beats_plain_silero(tmp_path, monkeypatch):
     """The real AMI 4-headset excerpt (bench/bench_ami_attribution.py, human RTTM): the pipeline's IPUs
-    are attributed right more often than plain per-channel silero's, and it loses at most one human
-    turn against it. Measured: precision 0.846 vs 0.645, turn recall 0.786 (11/14) vs 0.857 (12/14)
-    (the issue asks 0.95 / 0.90: not met; of the 4 wrong IPUs two are boundaries around sub-0.3 s
-    turns and one is sound on FEE013's own headset at 0-1.7 s that the RTTM does not mark). The turn
-    silero finds and we do not (MEO015, 42.89-43.44 s) we never found: its 0.15 s of speech over the
-    VAD is attributed to FEE016's leak; silero found it once the shared IPU stage's boundaries
-    stopped cutting soft endings (before: 0.686 / 0.786 against our same 0.846 / 0.786)."""
+    are attributed right more often than plain per-channel silero's, and it finds as many human turns.
+    Measured: precision 0.846 vs 0.686, turn recall 0.786 vs 0.786 (the issue asks 0.95 / 0.90: not met;
+    of the 4 wrong IPUs two are boundaries around sub-0.3 s turns and one is sound on FEE013's own
+    headset at 0-1.7 s that the RTTM does not mark)."""
     import importlib.util
     import sys
 
@@ -88,4 +85,4 @@ def test_ami_headsets_attribution_beats_plain_silero(tmp_path, monkeypatch):
     r = bench.main(["--work", str(tmp_path)])
     ours, plain = r["pipeline"], r["silero"]
     assert ours["precision"] >= 0.8 and ours["precision"] >= plain["precision"] + 0.1, (ours, plain)
-    assert ours["turns_found"] >= plain["turns_found"] - 1, (ours, plain)
+    assert ours["turn_recall"] >= plain["turn_recall"], (ours, plain)

@@ -7,14 +7,13 @@
    IPUs are split only at leak runs at least `bridge` long: the leak canceller (decrosstalk)
    already removed the bulk of the leak before VAD, and short mid-IPU "leak" frames under loud
    overlap are more often soft own speech;
-4. boundaries snap to the channel's energy envelope (8 ms frames averaged over 24 ms, the spread
-   over a sharp edge taken back; VAD frames are 32 ms), within a small range and never into frames attributed to leak, to where the
-   channel's own speech carries `refine_floor_db` (3 dB: as much power as the noise) over its
-   noise floor -- and, to move out beyond the VAD's boundary, over the leak the canceller's paths
-   predict there too; the bridge rule is applied again to the snapped boundaries. At 10-17 dB
-   SNR a word's soft ending is a few dB over the noise: a fixed 6 dB over the 8 ms floor cut one
-   IPU end in five by more than 100 ms, which turned short overlaps into gaps (stress seeds for
-   choosing, bench/bench_stress.py).
+4. boundaries snap to the channel's 8 ms energy envelope (VAD frames are 32 ms), within a small
+   range and never into frames attributed to leak, to where it crosses `refine_floor_db` over the
+   noise floor; the bridge rule is applied again to the snapped boundaries. Opt-in low-SNR form
+   (README): the envelope averaged over `refine_smooth_s` (24 ms: noise alone hardly fluctuates
+   over it) with its spread over a sharp edge taken back, 3 dB over the floor (SNR 0 dB), and,
+   with `refine_above_leak`, moving out past the VAD's boundary only over the leak the canceller's
+   paths predict too. At 10-17 dB SNR the 6 dB rule cuts one IPU end in five by more than 100 ms.
 Suppressed stretches are reported as `crosstalk` events, so nothing disappears unexplained.
 """
 from __future__ import annotations
