@@ -263,6 +263,12 @@ class NonverbalConfig:
     speech_laugh_min_overlap: float = 0.1  # s of the same speaker's words inside a laugh: speech_laugh
     review_low: float = 0.15  # events (or near misses) scored in [review_low, review_high) are uncertain
     review_high: float = 0.5
+    # Whisper's captions ("[laughter]", "(笑)", "(coughs)"), decoded with nothing suppressed, on the
+    # channel's short IPUs that YAMNet left unlabelled and ASR gave no confident words ("" = off)
+    caption_model: str = "embedded:whisper-base"
+    caption_max_duration: float = 6.0  # s: laugh bouts last about 1 s and rarely past a few (Bachorowski 2001)
+    caption_max_asr_score: float = 0.5  # IPUs whose ASR mean word score is at least this are speech
+    caption_batch: int = execution(8)  # clips per Whisper call
 
 
 @dataclass(frozen=True)

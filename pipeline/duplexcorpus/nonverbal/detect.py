@@ -139,7 +139,10 @@ def tag_nonverbal_ipus(segments, events, words, min_share: float, min_overlap: f
     """Segments with `attributes.nonverbal` = laughter / cough: an IPU that is a laugh or a cough, not
     speech (turntaking.py keeps it off the floor). Its words are laugh tokens at most, and such an
     event (same channel and speaker) covers at least `min_share` of it, or, once ASR has run on it
-    (it has a `text` attribute) and found no words, overlaps it by `min_overlap` s."""
+    (it has a `text` attribute) and found no words, overlaps it by `min_overlap` s. An event from
+    Whisper's caption of the IPU itself (source `whisper_caption`) outweighs its words: the caption
+    was decoded only where those words were unsure or listener tokens, and a laugh transcribed with
+    sound symbols suppressed comes out as "Mm-hmm" or "Right."."""
     import dataclasses
 
     by_channel: dict[int, list] = {}
@@ -152,14 +155,17 @@ def tag_nonverbal_ipus(segments, events, words, min_share: float, min_overlap: f
             spoken[(w.channel, round(w.segment_start, 3) if w.segment_start is not None else -1.0)] = True
     out = []
     for s in segments:
-        best, kind = 0.0, None
+        best, kind, captioned = 0.0, None, False
         for e in by_channel.get(s.channel, ()):
             if e.speaker_id not in (None, s.speaker_id):
                 continue
             covered = max(0.0, min(s.end, e.end) - max(s.start, e.start))
             if covered > best:
-                best, kind = covered, e.type
+                best, kind, captioned = covered, e.type, e.source == "whisper_caption"
         duration = max(s.end - s.start, 1e-9)
+        if kind and captioned and best / duration >= min_share:
+            out.append(dataclasses.replace(s, attributes=dict(s.attributes, nonverbal=kind)))
+            continue
         has_words = spoken.get((s.channel, round(s.start, 3)), False) or (
             bool(s.attributes.get("text")) and not all(is_laugh_token(t) for t in s.attributes["text"].split()))
         transcribed_empty = "text" in s.attributes and not has_words

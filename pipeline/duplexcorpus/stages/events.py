@@ -18,7 +18,7 @@ from duplexcorpus.turntaking import detect_events, has_parties
 
 class EventsStage(Stage):
     name = "events"
-    version = "3"
+    version = "4"
     config_section = "events"
     reads = ("asr", "nonverbal")
     EVENTS = Output("events.json", read=load_events,

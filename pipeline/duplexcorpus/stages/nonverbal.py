@@ -11,7 +11,13 @@
    sound and that is correlated with it at a leak delay (rho^2 >= crosstalk.rho2_threshold) while
    that channel is louder after level normalisation (or louder by crosstalk.dominance_db alone), is
    that channel's sound: it becomes a suppressed `crosstalk` event, not this speaker's laugh;
-4. each event names its channel and speaker; a laugh over the same speaker's words (laugh tokens
+4. Whisper's captions (`nonverbal/captions.py`, `caption_model`): the channel's IPUs of at most
+   `caption_max_duration` that YAMNet left unlabelled and ASR gave no confident words (none, listener
+   tokens or fillers only, or a mean word score under `caption_max_asr_score`) are decoded once more
+   with nothing suppressed; "[laughter]", "(笑)", "(coughs)" make an event over the IPU, widened over
+   the channel's own sounding frames next to it (source `whisper_caption`). The IPU is the crosstalk
+   stage's, so the leak attribution holds;
+5. each event names its channel and speaker; a laugh over the same speaker's words (laugh tokens
    such as "haha" excluded) gets `speech_laugh: true`; events scored below `review_high` are marked
    `uncertain` (review routes their windows).
 Placed after ASR (it reads the words) and before events (the turn-taking rules read it).
@@ -23,8 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from duplexcorpus.audio import ChannelStream, frame_energy_db, noise_floor_db, read_window
+from duplexcorpus.devices import resolve_device
 from duplexcorpus.frames import ANALYSIS_RATE, FRAME_RATE, HOP
-from duplexcorpus.nonverbal.detect import TYPES, SOUND_TYPES, frame_tracks, leak_source, speech_laugh, spans
+from duplexcorpus.nonverbal.captions import caption_type, grow_span
+from duplexcorpus.nonverbal.detect import TYPES, SOUND_TYPES, frame_tracks, is_laugh_token, leak_source, speech_laugh, spans
 from duplexcorpus.records import Event, load_events, record_dicts
 from duplexcorpus.stages.asr import AsrStage
 from duplexcorpus.stages.base import Output, Resources, Stage, WorkItem
@@ -33,6 +41,7 @@ from duplexcorpus.stages.decrosstalk import DecrosstalkStage
 from duplexcorpus.stages.tracks import TracksStage
 from duplexcorpus.stages.vad import VadStage
 from duplexcorpus.storage import write_json
+from duplexcorpus.text import is_backchannel_text, is_filler
 
 LEAK_MAX_LAG_S = 0.3  # acoustic or phone echo paths (as sync and leakpath assume)
 PATCH_SECONDS = 0.96  # YAMNet's patch
@@ -45,7 +54,7 @@ def _load_scores(path: Path) -> dict[str, np.ndarray]:
 
 class NonverbalStage(Stage):
     name = "nonverbal"
-    version = "3"
+    version = "4"
     config_section = "nonverbal"
     reads = ("tracks", "decrosstalk", "vad", "crosstalk", "asr")
     EVENTS = Output("nonverbal.json", read=load_events,
@@ -61,6 +70,12 @@ class NonverbalStage(Stage):
         self.model = Yamnet.load(self.cfg.model, threads=self.cfg.threads) if self.cfg.enabled else None
         if self.model is not None:
             self.class_index = {t: self.model.index(SOUND_TYPES[t]) for t in TYPES}
+        self.captioner = None
+        if self.cfg.enabled and self.cfg.caption_model:
+            from duplexcorpus.nonverbal.captions import WhisperCaptions
+
+            self.captioner = WhisperCaptions(self.cfg.caption_model, resolve_device("auto"), self.cfg.threads,
+                                             self.cfg.caption_batch)
 
     def process(self, item: WorkItem, out_dir: Path) -> None:
         rec = item.rec()
@@ -118,7 +133,64 @@ class NonverbalStage(Stage):
                         attrs["speech_laugh"] = speech_laugh(start, end, own, cfg.speech_laugh_min_overlap)
                     events.append(Event(rec.recording_id, kind, c, round(start, 3), round(end, 3),
                                         round(span.score, 3), "yamnet", attrs, speaker))
+        if self.captioner is not None:
+            own_sound = sound & ~leak["mask"].astype(bool)[:, :frames] if channels > 1 else sound
+            events += self._captioned(rec, analysis, segments, words, events, own_sound)
         return sorted(events, key=lambda e: (e.start, e.channel, e.type))
+
+    def _caption_candidates(self, segments, words, events) -> list:
+        """IPUs that may be a sound, not speech: short, not already a YAMNet event, and without
+        confident words."""
+        cfg = self.cfg
+        out = []
+        for s in segments:
+            if s.duration > cfg.caption_max_duration:
+                continue
+            heard = sum(max(0.0, min(s.end, e.end) - max(s.start, e.start)) for e in events
+                        if e.channel == s.channel and e.type in TYPES)
+            if heard >= 0.5 * s.duration:
+                continue  # YAMNet already named it
+            text = (s.attributes.get("text") or "").strip()
+            score = s.attributes.get("asr_score")
+            if (not text or is_backchannel_text(text) or all(is_filler(t) or is_laugh_token(t) for t in text.split())
+                    or (score is not None and score < cfg.caption_max_asr_score)):
+                out.append(s)
+        return out
+
+    def _captioned(self, rec, analysis: str, segments, words, events, own_sound: np.ndarray) -> list[Event]:
+        """Events from Whisper's captions of the candidate IPUs, one decode per IPU (batched per language)."""
+        cfg = self.cfg
+        candidates = self._caption_candidates(segments, words, events)
+        by_language: dict[str, list] = {}
+        for s in candidates:
+            langs = [w.language for w in words if w.channel == s.channel and w.end > s.start and w.start < s.end
+                     and w.language]
+            lang = max(set(langs), key=langs.count) if langs else (
+                rec.channels[s.channel].language or rec.language or "en")
+            by_language.setdefault(lang, []).append(s)
+        bridge = max(1, int(round(cfg.bridge * FRAME_RATE)))
+        out: list[Event] = []
+        for lang, segs in by_language.items():
+            clips = [read_window(analysis, max(0.0, s.start - 0.2), min(rec.duration, s.end + 0.2))[0][s.channel]
+                     for s in segs]
+            for s, cap in zip(segs, self.captioner.captions(clips, lang)):
+                kind = caption_type(cap.text)
+                if kind is None:
+                    continue
+                same = [x for x in segments if x.channel == s.channel and x is not s]
+                before = max((int(round(x.end * FRAME_RATE)) for x in same if x.end <= s.start), default=0)
+                after = min((int(round(x.start * FRAME_RATE)) for x in same if x.start >= s.end),
+                            default=own_sound.shape[1])
+                a, b = grow_span(int(round(s.start * FRAME_RATE)), int(round(s.end * FRAME_RATE)),
+                                 own_sound[s.channel], before, after, bridge)
+                attrs = {"score": cap.confidence, "uncertain": cap.confidence < cfg.review_high, "caption": cap.text,
+                         "asr_text": s.attributes.get("text") or ""}
+                if kind == "laughter":
+                    attrs["speech_laugh"] = False  # its IPU had no confident words
+                out.append(Event(rec.recording_id, kind, s.channel, round(a / FRAME_RATE, 3),
+                                 round(min(b / FRAME_RATE, rec.duration), 3), cap.confidence, "whisper_caption",
+                                 attrs, s.speaker_id))
+        return out
 
     @staticmethod
     def _energy(path: str, channel: int, frames: int) -> np.ndarray:
