@@ -19,10 +19,7 @@ is silent (at least 0.3 s from its own speech; it may overlap the other speaker:
 laugh), and leaked into the other channel with the call's own leak delay and level (and room
 response when the call's leak is reverberant), both through the call's channel gains and output
 scale. Truth: one `laughter` event per laugh, on its channel, from the first to the last 10 ms
-frame of the clip within 25 dB of the clip's loudest frame; and its audible part (`laughter_audible`):
-the first to the last of those frames that is also at least as loud as the channel's noise (which
-the generator puts `snr_db` under the channel's clean speech level). A laugh 12 dB under the
-speech level in 10 dB SNR noise has a tail no one can hear; the whole-laugh score still counts it.
+frame of the clip within 25 dB of the clip's loudest frame.
 
 Scoring: hypotheses are the run's `laughter` events (YAMNet's, source `yamnet`, and Whisper's captions,
 source `whisper_caption`) (and breath / cough / sigh, which have no truth
@@ -82,16 +79,12 @@ def laugh_clips() -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def audible_span(x: np.ndarray, within_db: float = 25.0, above_db: float | None = None) -> tuple[float, float]:
-    """First and last 10 ms frame within `within_db` of the loudest one (seconds into x); with
-    `above_db`, also at least that loud (dB, the frame's mean power): a frame under the noise it is
-    mixed into cannot be heard. (nan, nan) when no frame qualifies."""
+def audible_span(x: np.ndarray, within_db: float = 25.0) -> tuple[float, float]:
+    """First and last 10 ms frame within `within_db` of the loudest one (seconds into x)."""
     hop = SR // 100
     n = len(x) // hop
     e = 10 * np.log10(np.mean(x[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1) + 1e-12)
-    loud = np.flatnonzero((e >= e.max() - within_db) & (e >= (above_db if above_db is not None else -np.inf)))
-    if not len(loud):
-        return float("nan"), float("nan")
+    loud = np.flatnonzero(e >= e.max() - within_db)
     return loud[0] * hop / SR, (loud[-1] + 1) * hop / SR
 
 
@@ -141,12 +134,8 @@ def mix_call(seed: int, out: Path, clips) -> list[dict]:
         leak = leak[: max(0, mixed.shape[1] - j0)]
         mixed[1 - ch, j0: j0 + len(leak)] += leak * 10 ** (c.leak_db / 20) * gains[1 - ch] * scale
         placed.append((s, e, ch))
-        # the part of the laugh louder than the channel's noise (the noise sits snr_db under the
-        # channel's clean speech level): what a listener, or a detector, can hear of it
-        ha, hb = audible_span(clip, above_db=level - c.snr_db)
         truth.append(dict(recording_id=c.recording_id, type="laughter", channel=ch, start=round(s, 3),
-                          end=round(e, 3), audible_start=round(t0 + ha, 3), audible_end=round(t0 + hb, 3),
-                          clip=name, speed=round(speed, 3), rel_db=round(rel_db, 1)))
+                          end=round(e, 3), clip=name, speed=round(speed, 3), rel_db=round(rel_db, 1)))
     peak = float(np.abs(mixed).max())
     if peak > 0.99:
         mixed *= 0.99 / peak
@@ -174,13 +163,13 @@ def _events(out: Path) -> pd.DataFrame:
     return ev
 
 
-def _prf(truth: pd.DataFrame, hyp: pd.DataFrame, start: str, end: str) -> dict:
-    """Laughter P / R / F1 with the collar on both boundaries, truth extents from columns start / end."""
+def _prf(truth: pd.DataFrame, hyp: pd.DataFrame) -> dict:
+    """Laughter P / R / F1 with the collar on both boundaries."""
     tp = fp = fn = 0
     for rid in sorted(set(truth.recording_id) | set(hyp.recording_id)):
         t, h = truth[truth.recording_id == rid], hyp[hyp.recording_id == rid]
         for ch in (0, 1):
-            m = match_intervals([(getattr(r, start), getattr(r, end)) for r in t[t.channel == ch].itertuples()],
+            m = match_intervals([(r.start, r.end) for r in t[t.channel == ch].itertuples()],
                                 [(r.start, r.end) for r in h[h.channel == ch].itertuples()], COLLAR)
             tp, fp, fn = tp + m.tp, fp + m.fp, fn + m.fn
     p = tp / (tp + fp) if tp + fp else 0.0
@@ -189,24 +178,23 @@ def _prf(truth: pd.DataFrame, hyp: pd.DataFrame, start: str, end: str) -> dict:
 
 
 def score(truth: pd.DataFrame, events: pd.DataFrame, hours: float) -> dict:
-    """P / R / F1 of laughter (collar) against the whole laugh and against its audible part, per
-    source; right-channel share; false alarms per hour per type."""
+    """P / R / F1 of laughter (collar), true positives per source, right-channel share (with how many
+    laughs some event overlaps at all), false alarms per hour per type."""
     hyp = events[events.type == "laughter"]
     rep: dict = {}
     right = attributed = 0
+    found_by_clip: dict[str, list[int]] = {}
     for r in truth.itertuples():
         h = hyp[hyp.recording_id == r.recording_id]
         over = h[(h.start < r.end) & (h.end > r.start)]
+        found_by_clip.setdefault(r.clip, [0, 0])[1] += 1
         if len(over):
             attributed += 1
             right += int(set(over.channel) == {r.channel})
-    rep["laughter"] = _prf(truth, hyp, "start", "end")
-    if "audible_start" in truth:  # laughs wholly under the noise are left out of this one
-        heard = truth.dropna(subset=["audible_start"])
-        rep["laughter_audible"] = dict(_prf(heard, hyp, "audible_start", "audible_end"),
-                                       inaudible_laughs=int(len(truth) - len(heard)))
-    rep["laughter_by_source"] = {src: _prf(truth, hyp[hyp.source == src], "start", "end")["tp"]
-                                 for src in sorted(set(hyp.source))}
+            found_by_clip[r.clip][0] += 1
+    rep["laughter"] = _prf(truth, hyp)
+    rep["laughter_tp_by_source"] = {src: _prf(truth, hyp[hyp.source == src])["tp"] for src in sorted(set(hyp.source))}
+    rep["found_by_clip"] = {k: f"{a} of {n}" for k, (a, n) in sorted(found_by_clip.items())}  # any overlap
     rep["right_channel"] = dict(share=right / attributed if attributed else float("nan"), laughs_detected=attributed,
                                 laughs=len(truth))
     for kind in ("breath", "cough", "sigh"):

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from duplexcorpus.resources import read_text
 
-SCHEMA_VERSION = "1.2.0"  # of the shard sample JSON; each table file carries its own minor version (recordings 1.3.0, events 1.3.0)
+SCHEMA_VERSION = "1.2.0"  # of the shard sample JSON; each table file carries its own minor version (recordings 1.3.0, events 1.4.0)
 SCHEMA_DIR = ("schemas", "v1")  # inside the package (duplexcorpus.resources)
 TABLES = ("recordings", "segments", "words", "events", "quarantine")
 

@@ -61,3 +61,12 @@ def test_a_captioned_laugh_outweighs_the_listener_token_asr_wrote_for_it():
     caption = Event("r", "laughter", 1, 2.0, 3.4, 0.5, "whisper_caption", {"caption": "(laughs)"}, "B")
     assert "nonverbal" not in tag_nonverbal_ipus([seg], [yamnet], words, 0.8)[0].attributes  # words win
     assert tag_nonverbal_ipus([seg], [caption], words, 0.8)[0].attributes["nonverbal"] == "laughter"
+
+
+def test_whisper_s_own_silence_rule_drops_an_unsure_caption_of_a_likely_silence():
+    from duplexcorpus.nonverbal.captions import Caption
+
+    assert Caption("(laughs)", -1.3, 0.7).silent()  # both: Whisper's transcribe would skip the window
+    assert not Caption("(laughs)", -1.3, 0.4).silent()  # unsure, but speech-like sound is there
+    assert not Caption("(laughs)", -0.8, 0.9).silent()  # sure of the caption
+    assert Caption("(laughs)", -0.8, 0.0).confidence == pytest.approx(np.exp(-0.8), abs=1e-4)

@@ -54,7 +54,17 @@ def caption_type(text: str) -> str | None:
 @dataclass(frozen=True)
 class Caption:
     text: str
-    confidence: float  # exp(mean token log-probability) of the greedy caption
+    avg_logprob: float  # as faster-whisper reports it for a segment
+    no_speech_prob: float
+
+    @property
+    def confidence(self) -> float:
+        return round(float(np.exp(self.avg_logprob)), 4)
+
+    def silent(self, no_speech_threshold: float = 0.6, log_prob_threshold: float = -1.0) -> bool:
+        """Whisper's own rule for a window it takes as silence (transcribe's defaults): no speech is
+        likely and the decode is unsure."""
+        return self.no_speech_prob > no_speech_threshold and self.avg_logprob < log_prob_threshold
 
 
 class WhisperCaptions:
@@ -89,10 +99,13 @@ class WhisperCaptions:
                               for c in batch])
             results = self.model.model.generate(
                 self.model.encode(feats), [prompt] * len(batch), beam_size=1, return_scores=True,
-                max_length=len(prompt) + MAX_NEW_TOKENS, suppress_blank=True, suppress_tokens=[])
+                return_no_speech_prob=True, max_length=len(prompt) + MAX_NEW_TOKENS, suppress_blank=True,
+                suppress_tokens=[])
             for res in results:
                 seq = [t for t in res.sequences_ids[0] if t < tok.eot]
-                out.append(Caption(tok.decode(seq).strip(), round(float(np.exp(res.scores[0])), 4)))
+                length = len(res.sequences_ids[0])
+                avg = res.scores[0] * length / (length + 1)  # faster-whisper's avg_logprob
+                out.append(Caption(tok.decode(seq).strip(), round(float(avg), 4), round(float(res.no_speech_prob), 4)))
         return out
 
 

@@ -14,7 +14,8 @@
 4. Whisper's captions (`nonverbal/captions.py`, `caption_model`): the channel's IPUs of at most
    `caption_max_duration` that YAMNet left unlabelled and ASR gave no confident words (none, listener
    tokens or fillers only, or a mean word score under `caption_max_asr_score`) are decoded once more
-   with nothing suppressed; "[laughter]", "(笑)", "(coughs)" make an event over the IPU, widened over
+   with nothing suppressed; "[laughter]", "(笑)", "(coughs)" (unless Whisper's own silence rule
+   discards the decode) make an event over the IPU, widened over
    the channel's own sounding frames next to it (source `whisper_caption`). The IPU is the crosstalk
    stage's, so the leak attribution holds;
 5. each event names its channel and speaker; a laugh over the same speaker's words (laugh tokens
@@ -175,7 +176,7 @@ class NonverbalStage(Stage):
                      for s in segs]
             for s, cap in zip(segs, self.captioner.captions(clips, lang)):
                 kind = caption_type(cap.text)
-                if kind is None:
+                if kind is None or cap.silent(cfg.caption_no_speech_threshold, cfg.caption_log_prob_threshold):
                     continue
                 same = [x for x in segments if x.channel == s.channel and x is not s]
                 before = max((int(round(x.end * FRAME_RATE)) for x in same if x.end <= s.start), default=0)
@@ -184,7 +185,7 @@ class NonverbalStage(Stage):
                 a, b = grow_span(int(round(s.start * FRAME_RATE)), int(round(s.end * FRAME_RATE)),
                                  own_sound[s.channel], before, after, bridge)
                 attrs = {"score": cap.confidence, "uncertain": cap.confidence < cfg.review_high, "caption": cap.text,
-                         "asr_text": s.attributes.get("text") or ""}
+                         "no_speech_prob": cap.no_speech_prob, "asr_text": s.attributes.get("text") or ""}
                 if kind == "laughter":
                     attrs["speech_laugh"] = False  # its IPU had no confident words
                 out.append(Event(rec.recording_id, kind, s.channel, round(a / FRAME_RATE, 3),
