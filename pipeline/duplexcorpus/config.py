@@ -268,8 +268,11 @@ class NonverbalConfig:
     caption_model: str = "embedded:whisper-base"
     caption_max_duration: float = 6.0  # s: laugh bouts last about 1 s and rarely past a few (Bachorowski 2001)
     caption_max_asr_score: float = 0.5  # IPUs whose ASR mean word score is at least this are speech
-    caption_no_speech_threshold: float = 0.6  # a caption with no_speech_prob above this and avg_logprob
-    caption_log_prob_threshold: float = -1.0  # under this is dropped (Whisper's transcribe: silence)
+    # a caption with no_speech_prob above this and avg_logprob under the next is dropped (Whisper's
+    # transcribe skips such a window as silence at 0.6 / -1.0). Off (1.0): on the choose seeds the
+    # rule dropped 2 real laughs and no false one
+    caption_no_speech_threshold: float = 1.0
+    caption_log_prob_threshold: float = -1.0
     caption_batch: int = execution(8)  # clips per Whisper call
 
 
